@@ -1,0 +1,116 @@
+package codecs
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+)
+
+// errShort is returned by the binary decoders for truncated or corrupt input.
+var errShort = errors.New("codecs: truncated or corrupt binary value")
+
+type writer struct{ b []byte }
+
+func (w *writer) byte(v byte)      { w.b = append(w.b, v) }
+func (w *writer) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
+func (w *writer) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
+func (w *writer) float(v float64)  { w.b = binary.LittleEndian.AppendUint64(w.b, math.Float64bits(v)) }
+func (w *writer) bytes(v []byte)   { w.uvarint(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *writer) string(v string)  { w.uvarint(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *writer) bool(v bool)      { w.byte(b2u(v)) }
+func b2u(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// reader decodes what writer wrote; the first error sticks and later reads
+// return zero values, so decoders check r.err once at the end.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail() { r.err = errShort; r.b = nil }
+
+func (r *reader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail()
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) float() float64 {
+	if len(r.b) < 8 {
+		r.fail()
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return v
+}
+
+// count reads a length and checks that at least min bytes per element remain,
+// so corrupt input cannot make a decoder allocate without bound.
+func (r *reader) count(min int) int {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.b)/min) {
+		r.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) bytes() []byte {
+	n := r.count(1)
+	if r.err != nil {
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) string() string { return string(r.bytes()) }
+
+func (r *reader) bool() bool {
+	switch r.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	r.fail()
+	return false
+}
+
+func (r *reader) done() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.fail()
+	}
+	return r.err
+}

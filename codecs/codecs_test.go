@@ -1,0 +1,201 @@
+package codecs
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/fraudwatch/fraudwatch/internal/rules"
+)
+
+const seed = `{"transaction_id": "txn_abc123", "user_id": "usr_456", "amount": 15000.50, "currency": "ARS", "merchant": "MercadoLibre", "country": "AR", "timestamp": "2025-06-15T14:30:00Z"}`
+
+func TestParseTxnSeedShape(t *testing.T) {
+	got, err := ParseTxn([]byte(seed), Limits{MaxBytes: DefaultMaxBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Txn{TransactionID: "txn_abc123", UserID: "usr_456", Amount: 15000.50, Currency: "ARS", Merchant: "MercadoLibre",
+		Country: "AR", Timestamp: time.Date(2025, 6, 15, 14, 30, 0, 0, time.UTC)}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestParseTxnReasons(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want Reason // "" means valid
+	}{
+		{"extra fields ignored", `{"transaction_id":"a","user_id":"u","amount":1,"currency":"USD","timestamp":"2025-06-15T14:30:00Z","device":{"x":1}}`, ""},
+		{"offset timestamp", `{"transaction_id":"a","user_id":"u","amount":0,"currency":"USD","timestamp":"2025-06-15T11:30:00.123-03:00"}`, ""},
+		{"merchant and country optional", `{"transaction_id":"a","user_id":"u","amount":1,"currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`, ""},
+		{"empty", ``, ReasonMalformedJSON},
+		{"truncated", `{"transaction_id":"a"`, ReasonMalformedJSON},
+		{"array", `[1,2]`, ReasonMalformedJSON},
+		{"trailing garbage", seed + `x`, ReasonMalformedJSON},
+		{"numeric user id", `{"transaction_id":"a","user_id":456,"amount":1,"currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`, ReasonMalformedJSON},
+		{"missing transaction_id", `{"user_id":"u","amount":1,"currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`, ReasonMissingField},
+		{"empty user_id", `{"transaction_id":"a","user_id":"","amount":1,"currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`, ReasonMissingField},
+		{"null amount", `{"transaction_id":"a","user_id":"u","amount":null,"currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`, ReasonMissingField},
+		{"missing timestamp", `{"transaction_id":"a","user_id":"u","amount":1,"currency":"USD"}`, ReasonMissingField},
+		{"string amount", `{"transaction_id":"a","user_id":"u","amount":"1","currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`, ReasonInvalidAmount},
+		{"negative amount", `{"transaction_id":"a","user_id":"u","amount":-0.01,"currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`, ReasonInvalidAmount},
+		{"overflow amount", `{"transaction_id":"a","user_id":"u","amount":1e999,"currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`, ReasonInvalidAmount},
+		{"lowercase currency", `{"transaction_id":"a","user_id":"u","amount":1,"currency":"usd","timestamp":"2025-06-15T14:30:00Z"}`, ReasonInvalidCurrency},
+		{"missing currency", `{"transaction_id":"a","user_id":"u","amount":1,"timestamp":"2025-06-15T14:30:00Z"}`, ReasonInvalidCurrency},
+		{"4-letter currency", `{"transaction_id":"a","user_id":"u","amount":1,"currency":"USDT","timestamp":"2025-06-15T14:30:00Z"}`, ReasonInvalidCurrency},
+		{"date only", `{"transaction_id":"a","user_id":"u","amount":1,"currency":"USD","timestamp":"2025-06-15"}`, ReasonInvalidTimestamp},
+		{"unix number", `{"transaction_id":"a","user_id":"u","amount":1,"currency":"USD","timestamp":1718461800}`, ReasonInvalidTimestamp},
+		{"year 9999", `{"transaction_id":"a","user_id":"u","amount":1,"currency":"USD","timestamp":"9999-06-15T14:30:00Z"}`, ReasonInvalidTimestamp},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseTxn([]byte(tt.in), Limits{MaxBytes: DefaultMaxBytes})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("want valid, got %v", err)
+				}
+				return
+			}
+			var inv *Invalid
+			if !errors.As(err, &inv) || inv.Reason != tt.want || inv.Detail == "" {
+				t.Fatalf("got %v, want reason %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseTxnTooLarge(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 100)
+	_, err := ParseTxn(big, Limits{MaxBytes: 99})
+	var inv *Invalid
+	if !errors.As(err, &inv) || inv.Reason != ReasonTooLarge {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestTxnRoundTrip(t *testing.T) {
+	in := Txn{TransactionID: "t\"1\u00e9\x01", UserID: "u/ü", Amount: 0.1, Currency: "EUR", Merchant: "M<&>", Country: "DE",
+		Timestamp: time.Date(2025, 1, 2, 3, 4, 5, 600, time.UTC)}
+	b, err := in.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ParseTxn(b, Limits{})
+	if err != nil || !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip: %v\n in %+v\nout %+v\n%s", err, in, out, b)
+	}
+}
+
+func sampleState() rules.State {
+	return rules.State{
+		Started:    true,
+		StreamTime: 1749997800000000000,
+		Sources:    []rules.Source{{Partition: 3, Offset: 99}, {Partition: 0, Direct: true, Offset: 1 << 40}},
+		Events: []rules.Event{
+			{ID: "a", Time: 1749997700000000000, Amount: 1.5, Currency: "USD", Country: "AR"},
+			{ID: "b", Time: 1749997800000000000, Amount: math.MaxFloat64, Currency: "ARS"},
+		},
+		Fired: []rules.Fired{{Rule: rules.RuleVelocity, Start: 1749997740000000000, End: 1749997800000000000}},
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	for _, in := range []rules.State{{}, sampleState()} {
+		b, err := State{}.Encode(&in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := State{}.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(&in, out) {
+			t.Fatalf("round trip\n in %+v\nout %+v", in, out)
+		}
+	}
+}
+
+func TestStateRejectsTruncation(t *testing.T) {
+	st := sampleState()
+	b := AppendState(nil, &st)
+	for i := 0; i < len(b); i++ {
+		if _, err := (State{}).Decode(b[:i]); err == nil {
+			t.Fatalf("truncated at %d decoded without error", i)
+		}
+	}
+	if _, err := (State{}).Decode(append(b, 0)); err == nil {
+		t.Fatal("trailing byte accepted")
+	}
+}
+
+func sampleRouted() Routed {
+	return Routed{Partition: 7, Offset: 12345, RecordTime: 42, Key: []byte("usr_456"), HasKey: true,
+		Txn: Txn{TransactionID: "txn", UserID: "usr_456", Amount: 10, Currency: "USD", Merchant: "m", Country: "US",
+			Timestamp: time.Unix(0, 1749997800000000001).UTC()},
+		Original: []byte(seed)}
+}
+
+func TestRoutedRoundTrip(t *testing.T) {
+	in := sampleRouted()
+	b, _ := RoutedCodec{}.Encode(&in)
+	out, err := RoutedCodec{}.Decode(b)
+	if err != nil || !reflect.DeepEqual(&in, out) {
+		t.Fatalf("round trip: %v\n in %+v\nout %+v", err, in, out)
+	}
+}
+
+func FuzzParseTxn(f *testing.F) {
+	f.Add([]byte(seed))
+	f.Add([]byte(`{"amount":-0}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		txn, err := ParseTxn(b, Limits{MaxBytes: DefaultMaxBytes})
+		if err != nil {
+			var inv *Invalid
+			if !errors.As(err, &inv) {
+				t.Fatalf("error is not *Invalid: %v", err)
+			}
+			return
+		}
+		// valid values round-trip
+		enc, err := txn.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseTxn(enc, Limits{})
+		if err != nil || !reflect.DeepEqual(txn, again) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, txn, again)
+		}
+	})
+}
+
+func FuzzDecodeState(f *testing.F) {
+	st := sampleState()
+	f.Add(AppendState(nil, &st))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s rules.State
+		if DecodeState(b, &s) != nil {
+			return
+		}
+		again := AppendState(nil, &s)
+		var s2 rules.State
+		if err := DecodeState(again, &s2); err != nil || !reflect.DeepEqual(s, s2) {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeRouted(f *testing.F) {
+	r := sampleRouted()
+	f.Add(AppendRouted(nil, &r))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r Routed
+		_ = DecodeRouted(b, &r)
+	})
+}

@@ -1,0 +1,97 @@
+package codecs
+
+import (
+	"fmt"
+
+	"github.com/fraudwatch/fraudwatch/internal/rules"
+)
+
+const stateVersion = 1
+
+// State is the goka.Codec of the detector's group table: one user's
+// rules.State in compact binary. Event times are delta-encoded against the
+// stream time.
+type State struct{}
+
+// Encode encodes a *rules.State or rules.State.
+func (State) Encode(v any) ([]byte, error) {
+	switch s := v.(type) {
+	case *rules.State:
+		return AppendState(nil, s), nil
+	case rules.State:
+		return AppendState(nil, &s), nil
+	}
+	return nil, fmt.Errorf("codecs: State cannot encode %T", v)
+}
+
+// Decode decodes a *rules.State.
+func (State) Decode(b []byte) (any, error) {
+	s := new(rules.State)
+	if err := DecodeState(b, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// AppendState appends the binary form of s to b.
+func AppendState(b []byte, s *rules.State) []byte {
+	w := writer{b: b}
+	w.byte(stateVersion)
+	w.bool(s.Started)
+	w.varint(s.StreamTime)
+	w.uvarint(uint64(len(s.Sources)))
+	for _, src := range s.Sources {
+		w.varint(int64(src.Partition))
+		w.bool(src.Direct)
+		w.varint(src.Offset)
+	}
+	w.uvarint(uint64(len(s.Events)))
+	for _, e := range s.Events {
+		w.string(e.ID)
+		w.varint(s.StreamTime - e.Time)
+		w.float(e.Amount)
+		w.string(e.Currency)
+		w.string(e.Country)
+	}
+	w.uvarint(uint64(len(s.Fired)))
+	for _, f := range s.Fired {
+		w.byte(byte(f.Rule))
+		w.varint(s.StreamTime - f.Start)
+		w.varint(f.End - f.Start)
+	}
+	return w.b
+}
+
+// DecodeState decodes b into s, replacing its contents.
+func DecodeState(b []byte, s *rules.State) error {
+	r := reader{b: b}
+	if v := r.byte(); r.err == nil && v != stateVersion {
+		return fmt.Errorf("codecs: state version %d is not supported (want %d)", v, stateVersion)
+	}
+	*s = rules.State{Started: r.bool(), StreamTime: r.varint()}
+	if n := r.count(3); n > 0 {
+		s.Sources = make([]rules.Source, n)
+		for i := range s.Sources {
+			s.Sources[i] = rules.Source{Partition: int32(r.varint()), Direct: r.bool(), Offset: r.varint()}
+		}
+	}
+	if n := r.count(12); n > 0 {
+		s.Events = make([]rules.Event, n)
+		for i := range s.Events {
+			s.Events[i] = rules.Event{ID: r.string(), Time: s.StreamTime - r.varint(), Amount: r.float(),
+				Currency: r.string(), Country: r.string()}
+		}
+	}
+	if n := r.count(3); n > 0 {
+		s.Fired = make([]rules.Fired, n)
+		for i := range s.Fired {
+			f := rules.Fired{Rule: rules.Rule(r.byte()), Start: s.StreamTime - r.varint()}
+			f.End = f.Start + r.varint()
+			s.Fired[i] = f
+		}
+	}
+	if err := r.done(); err != nil {
+		return fmt.Errorf("codecs: decoding state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+// Package kafka builds fraudwatch's Kafka clients: fresh sarama configs for
+// goka's builders (never goka's global config), Kafka's murmur2 partitioner
+// as a goka hasher, commits that never skip an unfinished record, franz-go
+// clients for the command-line tools, and log adapters.
+package kafka
+
+import (
+	"fmt"
+	"hash"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// protocolVersion is the Kafka protocol version fraudwatch speaks through sarama.
+// goka's default (2.0) is older than what Kafka 4 still accepts.
+func protocolVersion() sarama.KafkaVersion { return sarama.V3_9_0_0 }
+
+// Options are the connection settings shared by every client.
+type Options struct {
+	Brokers  []string
+	ClientID string
+	// FlushFrequency is how long the producer may wait to batch records.
+	FlushFrequency time.Duration
+}
+
+// Sarama returns a new sarama config for goka: acks=all, idempotent producer
+// (ordered, no duplicates from producer retries), OffsetOldest for streams so
+// a partition whose owner died before its first commit is read from the start,
+// and goka's copartitioning rebalance strategy. Each call returns a new config:
+// goka's builders write ClientID and Partitioner into the config they get.
+func (o Options) Sarama() *sarama.Config {
+	c := goka.DefaultConfig() // a fresh copy, never the global one
+	c.Version = protocolVersion()
+	c.ClientID = o.ClientID
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	c.Consumer.Offsets.AutoCommit.Enable = true
+	c.Consumer.Offsets.AutoCommit.Interval = time.Second
+	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
+	c.Consumer.Group.Session.Timeout = 10 * time.Second
+	c.Consumer.Group.Heartbeat.Interval = time.Second
+	c.Consumer.Fetch.Default = 1 << 20
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	c.Producer.Idempotent = true
+	c.Net.MaxOpenRequests = 1 // required by sarama's idempotent producer; keeps order
+	c.Producer.Retry.Max = 20
+	c.Producer.Retry.Backoff = 250 * time.Millisecond
+	c.Producer.Flush.Frequency = o.FlushFrequency
+	c.Producer.Flush.Bytes = 256 << 10
+	c.Producer.Compression = sarama.CompressionSnappy
+	c.Metadata.Retry.Max = 10
+	c.Metadata.Retry.Backoff = 500 * time.Millisecond
+	return c
+}
+
+// Hasher is the goka hasher for every processor, emitter and view: Kafka's
+// default partitioner.
+func Hasher() func() hash.Hash32 { return Murmur2 }
+
+// ProducerBuilder builds goka producers, each from a fresh config.
+func (o Options) ProducerBuilder() goka.ProducerBuilder {
+	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
+		c := o.Sarama()
+		c.ClientID = clientID
+		c.Producer.Partitioner = sarama.NewCustomHashPartitioner(hasher)
+		return goka.NewProducer(brokers, c)
+	}
+}
+
+// ConsumerGroupBuilder builds goka's consumer groups with ordered commits.
+func (o Options) ConsumerGroupBuilder() goka.ConsumerGroupBuilder {
+	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+		c := o.Sarama()
+		c.ClientID = clientID
+		g, err := sarama.NewConsumerGroup(brokers, group, c)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: joining group %s: %w", group, err)
+		}
+		return OrderedCommits(g), nil
+	}
+}
+
+// ConsumerBuilder builds goka's table consumers.
+func (o Options) ConsumerBuilder() goka.SaramaConsumerBuilder {
+	return func(brokers []string, clientID string) (sarama.Consumer, error) {
+		c := o.Sarama()
+		c.ClientID = clientID
+		return sarama.NewConsumer(brokers, c)
+	}
+}
+
+// TopicManagerBuilder builds goka topic managers that never create topics:
+// fraudwatch creates its topics up front ("fraudwatch topics create").
+func (o Options) TopicManagerBuilder() goka.TopicManagerBuilder {
+	return func(brokers []string) (goka.TopicManager, error) {
+		c := o.Sarama()
+		c.ClientID = o.ClientID + "-topics"
+		tm := goka.NewTopicManagerConfig()
+		tm.NoCreate = true
+		return goka.NewTopicManager(brokers, c, tm)
+	}
+}

@@ -1,0 +1,305 @@
+package rules
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+var base = time.Date(2025, 6, 15, 14, 30, 0, 0, time.UTC)
+
+func at(d time.Duration) int64 { return base.Add(d).UnixNano() }
+
+func ev(id string, d time.Duration) Event {
+	return Event{ID: id, Time: at(d), Amount: 10, Currency: "USD", Country: "AR"}
+}
+
+func src(off int64) Source { return Source{Partition: 0, Offset: off} }
+
+type step struct {
+	ev      Event
+	src     Source
+	want    Outcome
+	alerts  []Rule
+	wantNum int // num_txns of the first alert, when alerts are expected
+}
+
+func run(t *testing.T, c Config, steps []step) State {
+	t.Helper()
+	var st State
+	for i, s := range steps {
+		got, alerts := c.Apply(&st, "u1", s.src, s.ev)
+		if got != s.want {
+			t.Fatalf("step %d (%s): outcome %v, want %v", i, s.ev.ID, got, s.want)
+		}
+		if len(alerts) != len(s.alerts) {
+			t.Fatalf("step %d (%s): %d alerts %+v, want rules %v", i, s.ev.ID, len(alerts), alerts, s.alerts)
+		}
+		for j, a := range alerts {
+			if a.Rule != s.alerts[j] {
+				t.Fatalf("step %d: alert %d rule %v, want %v", i, j, a.Rule, s.alerts[j])
+			}
+		}
+		if len(alerts) > 0 && s.wantNum != 0 && alerts[0].NumTxns != s.wantNum {
+			t.Fatalf("step %d: num_txns %d, want %d", i, alerts[0].NumTxns, s.wantNum)
+		}
+	}
+	return st
+}
+
+func burst(n int, from time.Duration, every time.Duration, off int64) []step {
+	var s []step
+	for i := 0; i < n; i++ {
+		s = append(s, step{ev: ev(fmt.Sprintf("t%d", off+int64(i)), from+time.Duration(i)*every), src: src(off + int64(i)), want: Counted})
+	}
+	return s
+}
+
+func TestTumbling(t *testing.T) {
+	c := Default()
+	tests := []struct {
+		name  string
+		steps func() []step
+	}{
+		{"five is not fraud", func() []step { return burst(5, 0, time.Second, 0) }},
+		{"sixth fires once", func() []step {
+			s := burst(8, 0, time.Second, 0)
+			s[5].alerts, s[5].wantNum = []Rule{RuleVelocity}, 6
+			return s
+		}},
+		{"burst split by minute boundary does not fire", func() []step {
+			return burst(8, 55*time.Second, time.Second, 0) // 5 in [14:30,14:31), 3 after
+		}},
+		{"end is exclusive", func() []step {
+			s := burst(5, 0, time.Second, 0)
+			s = append(s, step{ev: ev("edge", time.Minute), src: src(5), want: Counted})
+			return s
+		}},
+		{"duplicate id counted once", func() []step {
+			s := burst(5, 0, time.Second, 0)
+			s = append(s, step{ev: ev("t0", 10*time.Second), src: src(5), want: Duplicate})
+			return s
+		}},
+		{"redelivered record is a replay", func() []step {
+			s := burst(3, 0, time.Second, 0)
+			s = append(s, step{ev: ev("t1", time.Second), src: src(1), want: Replayed})
+			return s
+		}},
+		{"direct and re-keyed sources are independent", func() []step {
+			s := burst(3, 0, time.Second, 10)
+			s = append(s, step{ev: ev("d1", time.Second), src: Source{Partition: 0, Direct: true, Offset: 1}, want: Counted})
+			return s
+		}},
+		{"late when window end <= stream time - grace", func() []step {
+			s := burst(1, 0, 0, 0)
+			s = append(s, step{ev: ev("now", 3*time.Minute), src: src(1), want: Counted})
+			// window [14:30,14:31) ends 14:31 <= 14:33 - 2m: late.
+			s = append(s, step{ev: ev("old", 59*time.Second), src: src(2), want: Late})
+			// window [14:31,14:32) ends 14:32 > 14:31: accepted.
+			s = append(s, step{ev: ev("ok", time.Minute), src: src(3), want: Counted})
+			return s
+		}},
+		{"out of order within grace fires", func() []step {
+			s := burst(5, 2*time.Minute, time.Second, 0) // window 14:32
+			s = append(s, burst(5, 0, time.Second, 10)...)
+			s = append(s, step{ev: ev("x", 30*time.Second), src: src(20), want: Counted, alerts: []Rule{RuleVelocity}, wantNum: 6})
+			return s
+		}},
+		{"duplicate of evicted window is late, not counted", func() []step {
+			s := burst(1, 0, 0, 0)
+			s = append(s, step{ev: ev("later", 5*time.Minute), src: src(1), want: Counted})
+			s = append(s, step{ev: ev("t0", 0), src: src(2), want: Late})
+			return s
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { run(t, c, tt.steps()) })
+	}
+}
+
+func TestAmountAndCountries(t *testing.T) {
+	c := Default()
+	c.Velocity.Enabled = false
+	c.Amount = Amount{Enabled: true, Thresholds: map[string]float64{"USD": 100}}
+	c.Countries = Countries{Enabled: true, Min: 3}
+	mk := func(id string, amt float64, cur, country string, d time.Duration) Event {
+		return Event{ID: id, Time: at(d), Amount: amt, Currency: cur, Country: country}
+	}
+	steps := []step{
+		{ev: mk("a", 60, "USD", "AR", 0), src: src(0), want: Counted},
+		{ev: mk("b", 40, "USD", "AR", time.Second), src: src(1), want: Counted},             // 100: not above
+		{ev: mk("c", 1e6, "ARS", "BR", 2*time.Second), src: src(2), want: Counted},          // no ARS threshold
+		{ev: mk("d", 1, "USD", "UY", 3*time.Second), src: src(3), want: Counted, alerts: []Rule{RuleAmount, RuleCountries}},
+		{ev: mk("e", 1, "USD", "CL", 4*time.Second), src: src(4), want: Counted},
+	}
+	st := run(t, c, steps)
+	if len(st.Fired) != 2 {
+		t.Fatalf("fired %+v", st.Fired)
+	}
+}
+
+func TestAlertContent(t *testing.T) {
+	c := Default()
+	var st State
+	var got []Alert
+	for i := 0; i < 6; i++ {
+		e := ev(fmt.Sprintf("t%d", i), time.Duration(i)*time.Second)
+		e.Currency = []string{"USD", "ARS"}[i%2]
+		_, a := c.Apply(&st, "u1", src(int64(i)), e)
+		got = append(got, a...)
+	}
+	if len(got) != 1 {
+		t.Fatalf("alerts: %+v", got)
+	}
+	a := got[0]
+	if a.Start != at(0) || a.End != at(time.Minute) || a.NumTxns != 6 || a.Total != 60 ||
+		a.TotalsByCurrency["USD"] != 30 || a.TotalsByCurrency["ARS"] != 30 || a.Threshold != 5 ||
+		len(a.TxnIDs) != 6 || a.FirstEventTime != at(0) || a.LastEventTime != at(5*time.Second) {
+		t.Fatalf("alert content: %+v", a)
+	}
+	if a.ID != AlertID("u1", RuleVelocity, a.Start, a.End) || a.ID == AlertID("u2", RuleVelocity, a.Start, a.End) {
+		t.Fatalf("alert id not deterministic per user/rule/window")
+	}
+}
+
+func TestSliding(t *testing.T) {
+	c := Default()
+	c.Mode = Sliding
+	tests := []struct {
+		name  string
+		steps func() []step
+	}{
+		{"burst across minute boundary fires", func() []step {
+			s := burst(8, 55*time.Second, time.Second, 0)
+			s[5].alerts, s[5].wantNum = []Rule{RuleVelocity}, 6
+			return s
+		}},
+		{"one alert per window length", func() []step {
+			s := burst(20, 0, 5*time.Second, 0) // 12 per minute
+			s[5].alerts = []Rule{RuleVelocity}  // at 25s
+			s[17].alerts = []Rule{RuleVelocity} // at 85s, a window length after 25s
+			return s
+		}},
+		{"spread out never fires", func() []step { return burst(30, 0, 12*time.Second, 0) }},
+		{"late when t <= stream time - grace", func() []step {
+			s := burst(1, 3*time.Minute, 0, 0)
+			s = append(s, step{ev: ev("old", time.Minute), src: src(1), want: Late})
+			s = append(s, step{ev: ev("ok", time.Minute+time.Second), src: src(2), want: Counted})
+			return s
+		}},
+		{"out of order raises later windows", func() []step {
+			s := burst(5, 10*time.Second, time.Second, 0)
+			// window (t-1m, t] at t=14s now holds 6
+			s = append(s, step{ev: ev("x", 0), src: src(9), want: Counted, alerts: []Rule{RuleVelocity}, wantNum: 6})
+			return s
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { run(t, c, tt.steps()) })
+	}
+}
+
+// Property: whatever the interleaving of replays and producer duplicates, the
+// counted set is exactly the distinct transactions, and each window alerts once.
+func TestReplayAndDuplicatesAreIdempotent(t *testing.T) {
+	c := Default()
+	r := rand.New(rand.NewPCG(1, 2))
+	for iter := 0; iter < 200; iter++ {
+		var st State
+		counted := map[string]bool{}
+		alerts := map[string]int{}
+		n := 5 + r.IntN(40)
+		off := int64(0)
+		for i := 0; i < n; i++ {
+			e := ev(fmt.Sprintf("t%d", i), time.Duration(r.IntN(90))*time.Second)
+			deliveries := 1 + r.IntN(3)
+			for d := 0; d < deliveries; d++ {
+				o := off
+				if d > 0 && r.IntN(2) == 0 {
+					off++ // producer retry: new offset, same id
+					o = off
+				}
+				out, as := c.Apply(&st, "u", src(o), e)
+				if out == Counted {
+					if counted[e.ID] {
+						t.Fatalf("iter %d: %s counted twice", iter, e.ID)
+					}
+					counted[e.ID] = true
+				}
+				for _, a := range as {
+					alerts[a.ID]++
+				}
+			}
+			off++
+		}
+		if len(counted) != n {
+			t.Fatalf("iter %d: counted %d of %d", iter, len(counted), n)
+		}
+		for id, k := range alerts {
+			if k != 1 {
+				t.Fatalf("iter %d: alert %s raised %d times", iter, id, k)
+			}
+		}
+	}
+}
+
+func TestEvictionBoundsState(t *testing.T) {
+	c := Default()
+	var st State
+	for i := 0; i < 10000; i++ {
+		c.Apply(&st, "u", src(int64(i)), ev(fmt.Sprintf("t%d", i), time.Duration(i)*time.Second))
+	}
+	// retained: windows ending after stream time - grace, i.e. at most 4 minutes of events
+	if len(st.Events) > 240 || len(st.Fired) > 4 {
+		t.Fatalf("state not bounded: %d events, %d fired", len(st.Events), len(st.Fired))
+	}
+}
+
+func TestWindows(t *testing.T) {
+	c := Default()
+	var st State
+	for i := 0; i < 4; i++ {
+		c.Apply(&st, "u", src(int64(i)), ev(fmt.Sprintf("t%d", i), time.Duration(i)*25*time.Second))
+	}
+	ws := c.Windows(st)
+	if len(ws) != 2 || ws[0].NumTxns != 3 || ws[1].NumTxns != 1 || ws[0].Start != at(0) || ws[1].Start != at(time.Minute) {
+		t.Fatalf("windows: %+v", ws)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	c := Default()
+	c.Size = 0
+	c.Grace = -1
+	c.Amount = Amount{Enabled: true, Thresholds: map[string]float64{"usd": -1}}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{"window size", "grace", "usd", "finite number > 0"} {
+		if !containsStr(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func containsStr(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFloorDivBeforeEpoch(t *testing.T) {
+	c := Default()
+	tm := time.Date(1969, 12, 31, 23, 59, 30, 0, time.UTC).UnixNano()
+	if got := c.TumblingStart(tm); got != time.Date(1969, 12, 31, 23, 59, 0, 0, time.UTC).UnixNano() {
+		t.Fatalf("start %v", time.Unix(0, got).UTC())
+	}
+}

@@ -1,0 +1,151 @@
+// Package topics declares every Kafka topic and group fraudwatch uses, each
+// once and typed, and creates or checks them.
+//
+//	transactions      input, JSON transactions, key: none or user_id
+//	fraud_alerts      output, JSON alerts, key: user_id
+//	transactions_dlq  output, JSON dead letters
+//	fraudwatch-detector-loop   re-keyed transactions (codecs.Routed), key: user_id
+//	fraudwatch-detector-table  per-user state (codecs.State), compacted changelog
+package topics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// The topics and the detector's group.
+const (
+	Transactions goka.Stream = "transactions"
+	Alerts       goka.Stream = "fraud_alerts"
+	DLQ          goka.Stream = "transactions_dlq"
+	Detector     goka.Group  = "fraudwatch-detector"
+)
+
+// DetectorTable is the detector's group table (its changelog topic).
+func DetectorTable() goka.Table { return goka.GroupTable(Detector) }
+
+// DetectorLoop is the detector's re-key topic.
+func DetectorLoop() goka.Stream { return goka.Stream(string(Detector) + "-loop") }
+
+// Spec describes how to create the topics.
+type Spec struct {
+	Partitions  int32
+	Replication int16
+	// MinInsyncReplicas is set on every topic when > 0.
+	MinInsyncReplicas int
+}
+
+type topic struct {
+	name    string
+	configs map[string]*string
+}
+
+func str(s string) *string { return &s }
+
+// all lists every topic with its configuration. All share one partition count:
+// goka requires the group's inputs, loop and table to be copartitioned, and the
+// outputs follow for simplicity of operations.
+func all() []topic {
+	return []topic{
+		{name: string(Transactions)},
+		{name: string(Alerts)},
+		{name: string(DLQ)},
+		{name: string(DetectorLoop()), configs: map[string]*string{"retention.ms": str("604800000")}},
+		{name: string(DetectorTable()), configs: map[string]*string{"cleanup.policy": str("compact")}},
+	}
+}
+
+// Names returns every topic name.
+func Names() []string {
+	var ns []string
+	for _, t := range all() {
+		ns = append(ns, t.name)
+	}
+	return ns
+}
+
+// Created reports per topic whether Create made it (false: it existed).
+type Created map[string]bool
+
+// Create creates every topic; one that already exists counts as success.
+func Create(ctx context.Context, adm *kadm.Client, s Spec) (Created, error) {
+	out := Created{}
+	var errs []error
+	for _, t := range all() {
+		cfg := map[string]*string{}
+		for k, v := range t.configs {
+			cfg[k] = v
+		}
+		if s.MinInsyncReplicas > 0 {
+			cfg["min.insync.replicas"] = str(fmt.Sprint(s.MinInsyncReplicas))
+		}
+		resp, err := adm.CreateTopic(ctx, s.Partitions, s.Replication, cfg, t.name)
+		switch {
+		case err == nil && resp.Err == nil:
+			out[t.name] = true
+		case errors.Is(err, kerr.TopicAlreadyExists) || errors.Is(resp.Err, kerr.TopicAlreadyExists):
+			out[t.name] = false
+		case err != nil:
+			errs = append(errs, fmt.Errorf("topics: creating %q: %w", t.name, err))
+		default:
+			errs = append(errs, fmt.Errorf("topics: creating %q: %w (%s)", t.name, resp.Err, resp.ErrMessage))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// ErrMissing is returned by Check when topics do not exist.
+var ErrMissing = errors.New("topics: missing")
+
+// Check verifies that every topic exists and that the detector's
+// copartitioned topics (input, loop, table) share one partition count, and
+// returns that count. Its errors name each missing topic and say what to run.
+func Check(ctx context.Context, adm *kadm.Client, brokers string) (int32, error) {
+	names := Names()
+	md, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return 0, fmt.Errorf("topics: listing topics on %s: %w", brokers, err)
+	}
+	var missing []string
+	counts := map[int32][]string{}
+	for _, n := range names {
+		d, ok := md[n]
+		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			missing = append(missing, n)
+			continue
+		}
+		if d.Err != nil {
+			return 0, fmt.Errorf("topics: describing %q: %w", n, d.Err)
+		}
+		if n != string(Alerts) && n != string(DLQ) {
+			counts[int32(len(d.Partitions))] = append(counts[int32(len(d.Partitions))], n)
+		}
+	}
+	if len(missing) > 0 {
+		var msgs []string
+		for _, n := range missing {
+			msgs = append(msgs, fmt.Sprintf("topic %q does not exist", n))
+		}
+		return 0, fmt.Errorf("%w: %s; run \"fraudwatch topics create --brokers %s\"", ErrMissing, strings.Join(msgs, "; "), brokers)
+	}
+	if len(counts) != 1 {
+		var parts []string
+		for c, ns := range counts {
+			sort.Strings(ns)
+			parts = append(parts, fmt.Sprintf("%d partitions: %s", c, strings.Join(ns, ", ")))
+		}
+		sort.Strings(parts)
+		return 0, fmt.Errorf("topics: %s, %s and %s must have the same partition count, found %s", Transactions, DetectorLoop(), DetectorTable(), strings.Join(parts, "; "))
+	}
+	for c := range counts {
+		return c, nil
+	}
+	return 0, nil
+}

@@ -1,0 +1,195 @@
+package detector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+
+	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/topics"
+)
+
+var now = time.Date(2025, 6, 15, 14, 40, 0, 0, time.UTC)
+
+type harness struct {
+	tt     *tester.Tester
+	alerts *tester.QueueTracker
+	dlq    *tester.QueueTracker
+}
+
+func newHarness(t *testing.T, mutate func(*Config)) *harness {
+	t.Helper()
+	tt := tester.New(t)
+	// The tester's emitter producer waits for every processor to catch up,
+	// which deadlocks when called from inside a callback: use the plain one.
+	sink := func(topic goka.Stream, c goka.Codec) *goka.Emitter {
+		tt.RegisterEmitter(topic, c)
+		e, err := goka.NewEmitter(nil, topic, c, goka.WithEmitterProducerBuilder(tt.ProducerBuilder()),
+			goka.WithEmitterTopicManagerBuilder(tt.TopicManagerBuilder()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	alerts, dlq := sink(topics.Alerts, codecs.Alert{}), sink(topics.DLQ, codecs.DeadLetter{})
+	cfg := Config{Rules: rules.Default(), MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute, Partitions: 1}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	d, err := New(cfg, Deps{Alerts: alerts, DeadLetters: dlq, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := d.NewProcessor(nil, goka.WithTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor: %v", err)
+		}
+	})
+	return &harness{tt: tt, alerts: tt.NewQueueTracker(string(topics.Alerts)), dlq: tt.NewQueueTracker(string(topics.DLQ))}
+}
+
+func txnJSON(id, user string, at time.Time) []byte {
+	b, _ := codecs.Txn{TransactionID: id, UserID: user, Amount: 15000.5, Currency: "ARS", Merchant: "MercadoLibre",
+		Country: "AR", Timestamp: at}.MarshalJSON()
+	return b
+}
+
+func (h *harness) state(t *testing.T, user string) *rules.State {
+	t.Helper()
+	v := h.tt.TableValue(topics.DetectorTable(), user)
+	if v == nil {
+		return nil
+	}
+	return v.(*rules.State)
+}
+
+func (h *harness) nextAlert(t *testing.T) (string, *codecs.AlertRecord) {
+	t.Helper()
+	k, v, ok := h.alerts.Next()
+	if !ok {
+		return "", nil
+	}
+	return k, v.(*codecs.AlertRecord)
+}
+
+func TestBurstRaisesOneAlert(t *testing.T) {
+	for _, keyed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keyed=%v", keyed), func(t *testing.T) {
+			h := newHarness(t, nil)
+			start := time.Date(2025, 6, 15, 14, 30, 0, 0, time.UTC)
+			for i := 0; i < 8; i++ {
+				key := ""
+				if keyed {
+					key = "usr_456"
+				}
+				h.tt.Consume(string(topics.Transactions), key, txnJSON(fmt.Sprintf("txn_%d", i), "usr_456", start.Add(time.Duration(i)*time.Second)))
+			}
+			st := h.state(t, "usr_456")
+			if st == nil || len(st.Events) != 8 {
+				t.Fatalf("state: %+v", st)
+			}
+			if len(st.Sources) != 1 || st.Sources[0].Direct != keyed {
+				t.Fatalf("sources: %+v (keyed %v)", st.Sources, keyed)
+			}
+			key, a := h.nextAlert(t)
+			if a == nil || key != "usr_456" || a.Rule != "velocity" || a.NumTxns != 6 || a.Threshold != 5 ||
+				!a.Window.Start.Equal(start) || !a.Window.End.Equal(start.Add(time.Minute)) || len(a.TransactionIDs) != 6 {
+				t.Fatalf("alert %q %+v", key, a)
+			}
+			if a.AlertID != rules.AlertID("usr_456", rules.RuleVelocity, start.UnixNano(), start.Add(time.Minute).UnixNano()) {
+				t.Fatalf("alert id %s", a.AlertID)
+			}
+			if _, more := h.nextAlert(t); more != nil {
+				t.Fatalf("second alert %+v", more)
+			}
+		})
+	}
+}
+
+func TestDuplicateTransactionCountedOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	at := time.Date(2025, 6, 15, 14, 30, 0, 0, time.UTC)
+	for i := 0; i < 3; i++ {
+		h.tt.Consume(string(topics.Transactions), "", txnJSON("txn_same", "u", at))
+	}
+	if st := h.state(t, "u"); len(st.Events) != 1 {
+		t.Fatalf("events: %+v", st.Events)
+	}
+	if _, _, ok := h.dlq.Next(); ok {
+		t.Fatal("duplicate was dead-lettered")
+	}
+}
+
+func TestDeadLetterReasons(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.MaxBytes = 1024 })
+	ok := func(id string, at time.Time) []byte { return txnJSON(id, "u", at) }
+	t0 := time.Date(2025, 6, 15, 14, 30, 0, 0, time.UTC)
+	cases := []struct {
+		value  []byte
+		reason codecs.Reason
+	}{
+		{[]byte(`{"transaction_id": "x"`), codecs.ReasonMalformedJSON},
+		{nil, codecs.ReasonMalformedJSON},
+		{[]byte(`{"user_id":"u","amount":1,"currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`), codecs.ReasonMissingField},
+		{[]byte(`{"transaction_id":"a","user_id":"u","amount":-1,"currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`), codecs.ReasonInvalidAmount},
+		{[]byte(`{"transaction_id":"a","user_id":"u","amount":1,"currency":"usd","timestamp":"2025-06-15T14:30:00Z"}`), codecs.ReasonInvalidCurrency},
+		{[]byte(`{"transaction_id":"a","user_id":"u","amount":1,"currency":"USD","timestamp":"15/06/2025"}`), codecs.ReasonInvalidTimestamp},
+		{append([]byte(`{"transaction_id":"a","pad":"`), append(make([]byte, 2000), '"', '}')...), codecs.ReasonTooLarge},
+		{ok("future", now.Add(6*time.Minute)), codecs.ReasonFuture},
+	}
+	for i, c := range cases {
+		h.tt.Consume(string(topics.Transactions), fmt.Sprintf("k%d", i), c.value)
+	}
+	// late: stream time at t0+5m, then an event in the window that closed.
+	h.tt.Consume(string(topics.Transactions), "", ok("recent", t0.Add(5*time.Minute)))
+	h.tt.Consume(string(topics.Transactions), "", ok("old", t0))
+	cases = append(cases, struct {
+		value  []byte
+		reason codecs.Reason
+	}{ok("old", t0), codecs.ReasonLate})
+
+	for i, c := range cases {
+		_, v, got := h.dlq.Next()
+		if !got {
+			t.Fatalf("case %d: no dead letter", i)
+		}
+		d := v.(*codecs.DeadLetterRecord)
+		if d.Reason != c.reason || d.Error == "" || d.Source.Topic != "transactions" || string(d.Original) != string(c.value) {
+			t.Fatalf("case %d: got %+v, want reason %s", i, d, c.reason)
+		}
+		if c.reason != codecs.ReasonLate && (d.Key == nil || *d.Key != fmt.Sprintf("k%d", i)) {
+			t.Fatalf("case %d: key %v", i, d.Key)
+		}
+		if c.reason == codecs.ReasonLate && d.Key != nil {
+			t.Fatalf("late unkeyed record has key %q", *d.Key)
+		}
+		b, _ := json.Marshal(d)
+		var generic map[string]any
+		_ = json.Unmarshal(b, &generic)
+		for _, f := range []string{"reason", "error", "source", "key", "original", "at"} {
+			if _, ok := generic[f]; !ok {
+				t.Fatalf("dead letter lacks %q: %s", f, b)
+			}
+		}
+	}
+	if _, _, more := h.dlq.Next(); more {
+		t.Fatal("unexpected extra dead letter")
+	}
+	if st := h.state(t, "u"); st == nil || len(st.Events) != 1 {
+		t.Fatalf("state: %+v", st)
+	}
+}

@@ -1,0 +1,66 @@
+package detector
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/rules"
+)
+
+// Metrics are the detector's Prometheus metrics.
+type Metrics struct {
+	events       *prometheus.CounterVec
+	alerts       *prometheus.CounterVec
+	eventLatency prometheus.Histogram
+	recLatency   prometheus.Histogram
+}
+
+// NewMetrics registers the detector's metrics on reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudwatch_events_total",
+			Help: "Transactions by result: counted, duplicate (same transaction_id), replayed (re-delivered record), dlq (with reason).",
+		}, []string{"result", "reason"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fraudwatch_alerts_total",
+			Help: "Alerts produced, by rule.",
+		}, []string{"rule"}),
+		eventLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fraudwatch_event_time_lag_seconds",
+			Help:    "Event time (payload timestamp) to processed.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+		}),
+		recLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "fraudwatch_processing_latency_seconds",
+			Help:    "Kafka record time to processed.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.events, m.alerts, m.eventLatency, m.recLatency)
+	}
+	for _, r := range codecs.Reasons {
+		m.events.WithLabelValues("dlq", string(r))
+	}
+	for _, o := range []rules.Outcome{rules.Counted, rules.Duplicate, rules.Replayed} {
+		m.events.WithLabelValues(o.String(), "")
+	}
+	for _, r := range []rules.Rule{rules.RuleVelocity, rules.RuleAmount, rules.RuleCountries} {
+		m.alerts.WithLabelValues(r.String())
+	}
+	return m
+}
+
+func (m *Metrics) event(o rules.Outcome, reason string) {
+	m.events.WithLabelValues(o.String(), reason).Inc()
+}
+func (m *Metrics) deadLetter(r codecs.Reason) { m.events.WithLabelValues("dlq", string(r)).Inc() }
+func (m *Metrics) alert(r rules.Rule)         { m.alerts.WithLabelValues(r.String()).Inc() }
+
+func (m *Metrics) observeLatency(now time.Time, recordTime, eventTime int64) {
+	m.recLatency.Observe(now.Sub(time.Unix(0, recordTime)).Seconds())
+	m.eventLatency.Observe(now.Sub(time.Unix(0, eventTime)).Seconds())
+}
