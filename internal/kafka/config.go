@@ -46,8 +46,13 @@ func (o Options) Sarama() *sarama.Config {
 	c.Net.MaxOpenRequests = 1 // required by sarama's idempotent producer; keeps order
 	c.Producer.Retry.Max = 20
 	c.Producer.Retry.Backoff = 250 * time.Millisecond
+	// With every flush trigger at zero sarama sends as soon as it can; with
+	// one request in flight per broker, records batch up while it waits.
 	c.Producer.Flush.Frequency = o.FlushFrequency
-	c.Producer.Flush.Bytes = 256 << 10
+	c.Producer.Flush.Bytes = 0
+	if o.FlushFrequency > 0 {
+		c.Producer.Flush.Bytes = 256 << 10
+	}
 	c.Producer.Compression = sarama.CompressionSnappy
 	c.Metadata.Retry.Max = 10
 	c.Metadata.Retry.Backoff = 500 * time.Millisecond

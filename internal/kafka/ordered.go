@@ -16,7 +16,9 @@ import (
 // still in flight; a crash then loses the earlier record for good. Here a mark
 // only advances the committed offset across a contiguous prefix of finished
 // records; a record that was delivered but never finished holds it back.
-func OrderedCommits(g sarama.ConsumerGroup) sarama.ConsumerGroup { return &orderedGroup{ConsumerGroup: g} }
+func OrderedCommits(g sarama.ConsumerGroup) sarama.ConsumerGroup {
+	return &orderedGroup{ConsumerGroup: g}
+}
 
 type orderedGroup struct{ sarama.ConsumerGroup }
 

@@ -128,8 +128,8 @@ func TestAmountAndCountries(t *testing.T) {
 	}
 	steps := []step{
 		{ev: mk("a", 60, "USD", "AR", 0), src: src(0), want: Counted},
-		{ev: mk("b", 40, "USD", "AR", time.Second), src: src(1), want: Counted},             // 100: not above
-		{ev: mk("c", 1e6, "ARS", "BR", 2*time.Second), src: src(2), want: Counted},          // no ARS threshold
+		{ev: mk("b", 40, "USD", "AR", time.Second), src: src(1), want: Counted},    // 100: not above
+		{ev: mk("c", 1e6, "ARS", "BR", 2*time.Second), src: src(2), want: Counted}, // no ARS threshold
 		{ev: mk("d", 1, "USD", "UY", 3*time.Second), src: src(3), want: Counted, alerts: []Rule{RuleAmount, RuleCountries}},
 		{ev: mk("e", 1, "USD", "CL", 4*time.Second), src: src(4), want: Counted},
 	}

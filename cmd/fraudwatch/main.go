@@ -1,0 +1,326 @@
+// Command fraudwatch is a Kafka-native, stateful fraud-detection stream
+// processor. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/app"
+	"github.com/fraudwatch/fraudwatch/internal/config"
+	"github.com/fraudwatch/fraudwatch/internal/rules"
+)
+
+const usage = `fraudwatch: Kafka-native, stateful fraud detection.
+
+Usage:
+  fraudwatch dev [--demo] [--data-dir D] [--kafka-listen ADDR] [--http ADDR]
+      embedded Kafka + processor (+ synthetic traffic with --demo)
+  fraudwatch topics create --brokers B [--partitions 12] [--replication R]
+      create transactions, fraud_alerts, transactions_dlq and the group's topics
+  fraudwatch process --brokers B --data-dir D [--http ADDR]
+      run one processor instance (run many in one group)
+  fraudwatch produce --brokers B (--file F | - | --count N [--rate R] [--users U] [--burst-users K] [--seed S]) [--key none|user_id]
+      write JSON lines or generated transactions to "transactions"
+  fraudwatch alerts --brokers B [--from-beginning] [--follow]
+      print alerts as JSON lines
+
+Every flag can also be set in the environment: --data-dir is FRAUDWATCH_DATA_DIR.
+Run "fraudwatch COMMAND --help" for a command's flags.
+`
+
+// exit codes
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, args := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "dev":
+		err = runDev(ctx, args, stdout, stderr)
+	case "process":
+		err = runProcess(ctx, args, stderr)
+	case "topics":
+		if len(args) == 0 || args[0] != "create" {
+			fmt.Fprintln(stderr, `fraudwatch topics: want "fraudwatch topics create --brokers B"`)
+			return exitUsage
+		}
+		err = runTopics(ctx, args[1:], stdout, stderr)
+	case "produce":
+		err = runProduce(ctx, args, stdin, stderr)
+	case "alerts":
+		err = runAlerts(ctx, args, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "fraudwatch: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "fraudwatch %s: %v\n", cmd, err)
+		return exitUsage
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "fraudwatch %s: %v\n", cmd, err)
+		return exitFailure
+	}
+}
+
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+// parse parses args, then fills every flag not given on the command line from
+// FRAUDWATCH_<FLAG> (dashes become underscores).
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		env := "FRAUDWATCH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return usageError{errors.Join(errs...)}
+	}
+	return nil
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("fraudwatch "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func newEnv(log *slog.Logger) app.Env {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return app.Env{Log: log, Registry: reg, Now: time.Now}
+}
+
+// processFlags are the flags of every command that runs a processor.
+type processFlags struct {
+	rulesFile, mode, logLevel, httpAddr string
+	size, grace, maxSkew                time.Duration
+	maxTxns, maxBytes                   int
+}
+
+func (p *processFlags) register(fs *flag.FlagSet, httpDefault string) {
+	fs.StringVar(&p.rulesFile, "rules", "", "YAML rules file (see README); flags below override it")
+	fs.StringVar(&p.mode, "window-mode", "", "tumbling or sliding (default tumbling)")
+	fs.DurationVar(&p.size, "window-size", 0, "window length (default 1m)")
+	fs.DurationVar(&p.grace, "grace", -1, "how late an event may be after its window closes (default 2m)")
+	fs.IntVar(&p.maxTxns, "velocity-max-txns", -1, "velocity rule: alert when a window holds more than this (default 5)")
+	fs.IntVar(&p.maxBytes, "max-bytes", 0, "largest accepted record value in bytes (default 65536)")
+	fs.DurationVar(&p.maxSkew, "max-skew", -1, "how far ahead of the clock an event time may be (default 5m)")
+	fs.StringVar(&p.httpAddr, "http", httpDefault, "HTTP address for /healthz, /readyz, /metrics (empty: off)")
+	fs.StringVar(&p.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// config builds the processor config: defaults, then the rules file, then flags.
+func (p *processFlags) config() (app.ProcessConfig, error) {
+	r := rules.Default()
+	lim := config.Limits{MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute}
+	if p.rulesFile != "" {
+		if err := config.Load(p.rulesFile, &r, &lim); err != nil {
+			return app.ProcessConfig{}, usageError{err}
+		}
+	}
+	if p.mode != "" {
+		m, err := rules.ParseMode(p.mode)
+		if err != nil {
+			return app.ProcessConfig{}, usageError{err}
+		}
+		r.Mode = m
+	}
+	if p.size != 0 {
+		r.Size = p.size
+	}
+	if p.grace >= 0 {
+		r.Grace = p.grace
+	}
+	if p.maxTxns >= 0 {
+		r.Velocity.MaxTxns = p.maxTxns
+	}
+	if p.maxBytes != 0 {
+		lim.MaxBytes = p.maxBytes
+	}
+	if p.maxSkew >= 0 {
+		lim.MaxSkew = p.maxSkew
+	}
+	return app.ProcessConfig{Rules: r, MaxBytes: lim.MaxBytes, MaxSkew: lim.MaxSkew, HTTPAddr: p.httpAddr}, nil
+}
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dev", stderr)
+	var pf processFlags
+	pf.register(fs, "127.0.0.1:8080")
+	dataDir := fs.String("data-dir", "./fraudwatch-data", "where the embedded Kafka and the processor keep their data")
+	listen := fs.String("kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker")
+	partitions := fs.Int("partitions", 4, "partitions of each topic (first start only)")
+	demo := fs.Bool("demo", false, "produce synthetic traffic with fraud bursts")
+	rate := fs.Float64("demo-rate", 50, "synthetic events per second with --demo")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, pf.logLevel)
+	if err != nil {
+		return err
+	}
+	pc, err := pf.config()
+	if err != nil {
+		return err
+	}
+	pc.Brokers, pc.DataDir = []string{*listen}, *dataDir // validated here, replaced by Dev
+	if err := pc.Validate(); err != nil {
+		return usageError{err}
+	}
+	return app.Dev(ctx, app.DevConfig{KafkaListen: *listen, DataDir: *dataDir, Partitions: *partitions, Demo: *demo,
+		DemoRate: *rate, Process: pc}, newEnv(log), func(line string) { fmt.Fprintln(stdout, line) })
+}
+
+func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("process", stderr)
+	var pf processFlags
+	pf.register(fs, "")
+	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
+	dataDir := fs.String("data-dir", "", "directory for the local state (LevelDB per partition)")
+	clientID := fs.String("client-id", "fraudwatch", "Kafka client id")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, pf.logLevel)
+	if err != nil {
+		return err
+	}
+	pc, err := pf.config()
+	if err != nil {
+		return err
+	}
+	pc.Brokers, pc.DataDir, pc.ClientID = splitList(*brokers), *dataDir, *clientID
+	p, err := app.NewProcessor(pc, newEnv(log))
+	if err != nil {
+		return usageError{err}
+	}
+	return p.Run(ctx, nil)
+}
+
+func runTopics(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("topics create", stderr)
+	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
+	partitions := fs.Int("partitions", 12, "partitions per topic")
+	replication := fs.Int("replication", 1, "replication factor")
+	minISR := fs.Int("min-insync-replicas", 0, "min.insync.replicas for every topic (0: broker default)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c := app.TopicsConfig{Brokers: splitList(*brokers), Partitions: *partitions, Replication: *replication, MinInsyncReplicas: *minISR}
+	if err := c.Validate(); err != nil {
+		return usageError{err}
+	}
+	return app.CreateTopics(ctx, c, stdout)
+}
+
+func runProduce(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) error {
+	fs := newFlagSet("produce", stderr)
+	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
+	file := fs.String("file", "", `JSON lines file to produce ("-": standard input); without it, generate --count events`)
+	key := fs.String("key", "none", "record key: none or user_id")
+	rate := fs.Float64("rate", 0, "generator: events per second (0: as fast as possible)")
+	users := fs.Int("users", 10000, "generator: distinct users")
+	count := fs.Int("count", 0, "generator: events to produce")
+	burst := fs.Int("burst-users", 10, "generator: users that burst (fraud)")
+	seed := fs.Uint64("seed", 1, "generator: random seed")
+	// "fraudwatch produce -" reads standard input.
+	if len(args) > 0 && args[len(args)-1] == "-" {
+		args = append(args[:len(args)-1:len(args)-1], "--file", "-")
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c := app.ProduceConfig{Brokers: splitList(*brokers), File: *file, Key: *key, Rate: *rate, Users: *users, Count: *count,
+		BurstUsers: *burst, Seed: *seed}
+	if err := c.Validate(); err != nil {
+		return usageError{err}
+	}
+	return app.Produce(ctx, c, stdin, stderr)
+}
+
+func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("alerts", stderr)
+	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
+	from := fs.Bool("from-beginning", false, "start at the oldest alert (default: only new ones)")
+	follow := fs.Bool("follow", false, "keep waiting for new alerts")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return app.Alerts(ctx, app.AlertsConfig{Brokers: splitList(*brokers), FromBeginning: *from, Follow: *follow}, stdout)
+}

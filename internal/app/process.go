@@ -1,0 +1,224 @@
+// Package app wires fraudwatch's components into the subcommands: it owns
+// their lifecycles (one errgroup per command, cancelled by ctx), builds every
+// Kafka client from internal/kafka, and serves the HTTP endpoints.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/kafka"
+	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/topics"
+	"github.com/fraudwatch/fraudwatch/processors/detector"
+)
+
+// ProcessConfig configures one processor instance.
+type ProcessConfig struct {
+	Brokers  []string
+	DataDir  string
+	ClientID string
+	Rules    rules.Config
+	MaxBytes int
+	MaxSkew  time.Duration
+	HTTPAddr string // "" serves no HTTP
+}
+
+// Validate reports every problem at once.
+func (c ProcessConfig) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers: set --brokers or FRAUDWATCH_BROKERS"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("no data dir: set --data-dir or FRAUDWATCH_DATA_DIR"))
+	}
+	if c.MaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--max-bytes must be > 0, got %d", c.MaxBytes))
+	}
+	if c.MaxSkew < 0 {
+		errs = append(errs, fmt.Errorf("--max-skew must be >= 0, got %v", c.MaxSkew))
+	}
+	if err := c.Rules.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Env is what every command is given.
+type Env struct {
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	Now      func() time.Time
+}
+
+func (e Env) now() func() time.Time {
+	if e.Now == nil {
+		return time.Now
+	}
+	return e.Now
+}
+
+// Processor is one running detector instance.
+type Processor struct {
+	cfg   ProcessConfig
+	env   Env
+	ready atomic.Bool
+}
+
+// NewProcessor validates cfg.
+func NewProcessor(cfg ProcessConfig, env Env) (*Processor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "fraudwatch"
+	}
+	return &Processor{cfg: cfg, env: env}, nil
+}
+
+// Ready reports whether the processor recovered its partitions and runs.
+func (p *Processor) Ready() bool { return p.ready.Load() }
+
+// Run checks the topics, then runs the processor until ctx is cancelled.
+// onReady is called once when it is ready.
+func (p *Processor) Run(ctx context.Context, onReady func()) error {
+	opts := kafka.Options{Brokers: p.cfg.Brokers, ClientID: p.cfg.ClientID}
+	n, err := checkTopics(ctx, opts)
+	if err != nil {
+		return err
+	}
+	hasher := kafka.Hasher()
+	alerts, err := goka.NewEmitter(p.cfg.Brokers, topics.Alerts, codecs.Alert{},
+		goka.WithEmitterProducerBuilder(opts.ProducerBuilder()), goka.WithEmitterHasher(hasher),
+		goka.WithEmitterClientID(p.cfg.ClientID+"-alerts"))
+	if err != nil {
+		return fmt.Errorf("app: alert producer: %w", err)
+	}
+	defer alerts.Finish()
+	dlq, err := goka.NewEmitter(p.cfg.Brokers, topics.DLQ, codecs.DeadLetter{},
+		goka.WithEmitterProducerBuilder(opts.ProducerBuilder()), goka.WithEmitterHasher(hasher),
+		goka.WithEmitterClientID(p.cfg.ClientID+"-dlq"))
+	if err != nil {
+		return fmt.Errorf("app: dead-letter producer: %w", err)
+	}
+	defer dlq.Finish()
+
+	var reg prometheus.Registerer
+	if p.env.Registry != nil {
+		reg = p.env.Registry
+	}
+	d, err := detector.New(detector.Config{Rules: p.cfg.Rules, MaxBytes: p.cfg.MaxBytes, MaxSkew: p.cfg.MaxSkew, Partitions: n},
+		detector.Deps{Alerts: alerts, DeadLetters: dlq, Metrics: detector.NewMetrics(reg), Log: p.env.Log, Now: p.env.now()})
+	if err != nil {
+		return err
+	}
+	log := p.env.Log
+	proc, err := d.NewProcessor(p.cfg.Brokers,
+		goka.WithClientID(p.cfg.ClientID),
+		goka.WithStorageBuilder(storage.BuilderWithOptions(filepath.Join(p.cfg.DataDir, "detector"), &opt.Options{})),
+		goka.WithProducerBuilder(opts.ProducerBuilder()),
+		goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder()),
+		goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),
+		goka.WithTopicManagerBuilder(opts.TopicManagerBuilder()),
+		goka.WithLogger(kafka.GokaLogger{L: log}),
+	)
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := proc.Run(gctx); err != nil {
+			return fmt.Errorf("app: processor: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := proc.WaitForReadyContext(gctx); err != nil {
+			return nil // cancelled before ready
+		}
+		p.ready.Store(true)
+		log.Info("processor ready", "partitions", n, "data_dir", p.cfg.DataDir)
+		if onReady != nil {
+			onReady()
+		}
+		return nil
+	})
+	if p.cfg.HTTPAddr != "" {
+		g.Go(func() error { return serveHTTP(gctx, p.cfg.HTTPAddr, p.Handler(), log) })
+	}
+	return g.Wait()
+}
+
+// Handler serves /healthz, /readyz and /metrics.
+func (p *Processor) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !p.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, `{"ready":false,"reason":"recovering partitions"}`)
+			return
+		}
+		fmt.Fprintln(w, `{"ready":true}`)
+	})
+	if p.env.Registry != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(p.env.Registry, promhttp.HandlerOpts{}))
+	}
+	return mux
+}
+
+// checkTopics verifies the topics and returns the copartitioned partition count.
+func checkTopics(ctx context.Context, opts kafka.Options) (int32, error) {
+	cl, err := kgo.NewClient(opts.FranzOpts()...)
+	if err != nil {
+		return 0, fmt.Errorf("app: kafka client: %w", err)
+	}
+	defer cl.Close()
+	return topics.Check(ctx, kadm.NewClient(cl), strings.Join(opts.Brokers, ","))
+}
+
+// serveHTTP serves h on addr until ctx is cancelled, then shuts down.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("app: http listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("http listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("app: http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	<-errc
+	return err
+}

@@ -1,0 +1,83 @@
+// Package generator makes synthetic, seed-shaped transactions with fraud
+// bursts, for "fraudwatch dev --demo", "fraudwatch produce" and the tests.
+// It is deterministic for a seed.
+package generator
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/fraudwatch/fraudwatch/codecs"
+)
+
+// Config shapes the traffic.
+type Config struct {
+	Users      int     // distinct normal users
+	BurstUsers int     // users that sometimes burst (fraud)
+	BurstSize  int     // transactions per burst (default 8)
+	BurstShare float64 // probability that a draw starts a burst (default 0.01)
+	Seed       uint64
+}
+
+// Generator yields transactions.
+type Generator struct {
+	cfg     Config
+	r       *rand.Rand
+	n       uint64
+	pending []string // user ids of a burst in progress
+}
+
+var (
+	currencies = []string{"ARS", "BRL", "USD", "MXN", "CLP", "EUR"}
+	countries  = []string{"AR", "BR", "US", "MX", "CL", "ES"}
+	merchants  = []string{"MercadoLibre", "Rappi", "Despegar", "Falabella", "Amazon", "Netflix", "Uber"}
+)
+
+// New returns a generator.
+func New(cfg Config) *Generator {
+	if cfg.Users < 1 {
+		cfg.Users = 1
+	}
+	if cfg.BurstSize < 1 {
+		cfg.BurstSize = 8
+	}
+	if cfg.BurstShare == 0 {
+		cfg.BurstShare = 0.01
+	}
+	return &Generator{cfg: cfg, r: rand.New(rand.NewPCG(cfg.Seed, 0x5eed))}
+}
+
+// UserID is the id of normal user i.
+func UserID(i int) string { return fmt.Sprintf("usr_%06d", i) }
+
+// BurstUserID is the id of burst user i.
+func BurstUserID(i int) string { return fmt.Sprintf("usr_burst_%04d", i) }
+
+// Next returns the next transaction at event time at.
+func (g *Generator) Next(at time.Time) codecs.Txn {
+	var user string
+	switch {
+	case len(g.pending) > 0 && g.r.IntN(2) == 0:
+		user, g.pending = g.pending[0], g.pending[1:]
+	case g.cfg.BurstUsers > 0 && g.r.Float64() < g.cfg.BurstShare:
+		u := BurstUserID(g.r.IntN(g.cfg.BurstUsers))
+		for i := 0; i < g.cfg.BurstSize; i++ {
+			g.pending = append(g.pending, u)
+		}
+		user, g.pending = g.pending[0], g.pending[1:]
+	default:
+		user = UserID(g.r.IntN(g.cfg.Users))
+	}
+	g.n++
+	i := g.r.IntN(len(currencies))
+	return codecs.Txn{
+		TransactionID: fmt.Sprintf("txn_%x_%d", g.cfg.Seed, g.n),
+		UserID:        user,
+		Amount:        float64(g.r.IntN(2000000)) / 100,
+		Currency:      currencies[i],
+		Merchant:      merchants[g.r.IntN(len(merchants))],
+		Country:       countries[i],
+		Timestamp:     at.UTC().Truncate(time.Millisecond),
+	}
+}
