@@ -185,6 +185,19 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string) {
 	fs.StringVar(&p.logLevel, "log-level", "info", "debug, info, warn or error")
 }
 
+// parse parses args and returns the logger and the processor config.
+func (p *processFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (*slog.Logger, app.ProcessConfig, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, app.ProcessConfig{}, err
+	}
+	log, err := newLogger(stderr, p.logLevel)
+	if err != nil {
+		return nil, app.ProcessConfig{}, err
+	}
+	pc, err := p.config()
+	return log, pc, err
+}
+
 // config builds the processor config: defaults, then the rules file, then flags.
 func (p *processFlags) config() (app.ProcessConfig, error) {
 	r := rules.Default()
@@ -228,14 +241,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	partitions := fs.Int("partitions", 4, "partitions of each topic (first start only)")
 	demo := fs.Bool("demo", false, "produce synthetic traffic with fraud bursts")
 	rate := fs.Float64("demo-rate", 50, "synthetic events per second with --demo")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	log, err := newLogger(stderr, pf.logLevel)
-	if err != nil {
-		return err
-	}
-	pc, err := pf.config()
+	log, pc, err := pf.parse(fs, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -254,14 +260,7 @@ func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
 	dataDir := fs.String("data-dir", "", "directory for the local state (LevelDB per partition)")
 	clientID := fs.String("client-id", "fraudwatch", "Kafka client id")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	log, err := newLogger(stderr, pf.logLevel)
-	if err != nil {
-		return err
-	}
-	pc, err := pf.config()
+	log, pc, err := pf.parse(fs, args, stderr)
 	if err != nil {
 		return err
 	}

@@ -132,41 +132,74 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 		return err
 	}
 	log := p.env.Log
-	proc, err := d.NewProcessor(p.cfg.Brokers,
-		goka.WithClientID(p.cfg.ClientID),
-		goka.WithStorageBuilder(storage.BuilderWithOptions(filepath.Join(p.cfg.DataDir, "detector"), &opt.Options{})),
-		goka.WithProducerBuilder(opts.ProducerBuilder()),
-		goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder()),
-		goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),
-		goka.WithTopicManagerBuilder(opts.TopicManagerBuilder()),
-		goka.WithLogger(kafka.GokaLogger{L: log}),
-	)
-	if err != nil {
-		return err
+	newProc := func() (*goka.Processor, error) {
+		return d.NewProcessor(p.cfg.Brokers,
+			goka.WithClientID(p.cfg.ClientID),
+			goka.WithStorageBuilder(storage.BuilderWithOptions(filepath.Join(p.cfg.DataDir, "detector"), &opt.Options{})),
+			goka.WithProducerBuilder(opts.ProducerBuilder()),
+			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder()),
+			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),
+			goka.WithTopicManagerBuilder(opts.TopicManagerBuilder()),
+			goka.WithLogger(kafka.GokaLogger{L: log}),
+		)
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := proc.Run(gctx); err != nil {
-			return fmt.Errorf("app: processor: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		if err := proc.WaitForReadyContext(gctx); err != nil {
-			return nil // cancelled before ready
-		}
-		p.ready.Store(true)
-		log.Info("processor ready", "partitions", n, "data_dir", p.cfg.DataDir)
-		if onReady != nil {
-			onReady()
-		}
-		return nil
-	})
+	g.Go(func() error { return p.supervise(gctx, newProc, n, onReady) })
 	if p.cfg.HTTPAddr != "" {
 		g.Go(func() error { return serveHTTP(gctx, p.cfg.HTTPAddr, p.Handler(), log) })
 	}
 	return g.Wait()
+}
+
+// supervise runs goka processors until ctx is cancelled. When one stops with
+// an error (a group join that timed out, a broker that stayed away longer than
+// the producer retries), it is rebuilt after a backoff and resumes from the
+// committed offsets: the same path as a crash and restart, which the detector
+// is built to survive exactly.
+func (p *Processor) supervise(ctx context.Context, newProc func() (*goka.Processor, error), partitions int32, onReady func()) error {
+	log := p.env.Log
+	backoff := time.Second
+	for attempt := 0; ; attempt++ {
+		proc, err := newProc()
+		if err != nil {
+			return err
+		}
+		started := time.Now()
+		runCtx, cancel := context.WithCancel(ctx)
+		readyDone := make(chan struct{})
+		go func() {
+			defer close(readyDone)
+			if proc.WaitForReadyContext(runCtx) != nil {
+				return
+			}
+			p.ready.Store(true)
+			log.Info("processor ready", "partitions", partitions, "data_dir", p.cfg.DataDir, "attempt", attempt)
+			if onReady != nil && attempt == 0 {
+				onReady()
+			}
+		}()
+		err = proc.Run(runCtx)
+		cancel()
+		<-readyDone
+		p.ready.Store(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("processor stopped without an error")
+		}
+		if time.Since(started) > 2*time.Minute {
+			backoff = time.Second
+		}
+		log.Warn("processor stopped; restarting from the committed offsets", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
 }
 
 // Handler serves /healthz, /readyz and /metrics.

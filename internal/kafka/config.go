@@ -40,6 +40,10 @@ func (o Options) Sarama() *sarama.Config {
 	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
 	c.Consumer.Group.Session.Timeout = 10 * time.Second
 	c.Consumer.Group.Heartbeat.Interval = time.Second
+	// A join waits up to the rebalance timeout for members that died; it must
+	// end well within the read timeout or the live members give up on it.
+	c.Consumer.Group.Rebalance.Timeout = 20 * time.Second
+	c.Net.ReadTimeout = 45 * time.Second
 	c.Consumer.Fetch.Default = 1 << 20
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Producer.Idempotent = true

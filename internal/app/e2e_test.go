@@ -1,0 +1,518 @@
+package app_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/app"
+	"github.com/fraudwatch/fraudwatch/internal/generator"
+	"github.com/fraudwatch/fraudwatch/internal/kafka"
+	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/testkafka"
+	"github.com/fraudwatch/fraudwatch/internal/topics"
+)
+
+const (
+	envChild        = "FRAUDWATCH_TEST_CHILD"
+	envChildBrokers = "FRAUDWATCH_TEST_CHILD_BROKERS"
+	envChildDir     = "FRAUDWATCH_TEST_CHILD_DIR"
+)
+
+// TestMain doubles as a processor process for the crash tests: with
+// FRAUDWATCH_TEST_CHILD set, the test binary runs one processor until killed.
+func TestMain(m *testing.M) {
+	if os.Getenv(envChild) != "" {
+		flag.Parse()
+		os.Exit(runChild())
+	}
+	os.Exit(m.Run())
+}
+
+func runChild() int {
+	level := slog.LevelWarn
+	if os.Getenv("FRAUDWATCH_TEST_CHILD_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	p, err := app.NewProcessor(processConfig([]string{os.Getenv(envChildBrokers)}, os.Getenv(envChildDir)), app.Env{Log: log})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := p.Run(context.Background(), nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func processConfig(brokers []string, dir string) app.ProcessConfig {
+	return app.ProcessConfig{Brokers: brokers, DataDir: dir, ClientID: "test", Rules: rules.Default(),
+		MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute}
+}
+
+// truth is what the processors must end up with.
+type truth struct {
+	users  map[string]map[string]float64 // user -> txn id -> amount
+	alerts map[string]bool               // expected alert ids
+	events int
+}
+
+// workload makes n valid transactions of users with bursts, all within 80
+// seconds of event time (nothing is late or evicted whatever the order).
+func workload(n int, seed uint64) ([]codecs.Txn, truth) {
+	gen := generator.New(generator.Config{Users: n / 5, BurstUsers: n / 400, BurstShare: 0.02, Seed: seed})
+	r := rand.New(rand.NewPCG(seed, 7))
+	base := time.Now().Add(-10 * time.Minute).Truncate(time.Minute)
+	tr := truth{users: map[string]map[string]float64{}, alerts: map[string]bool{}, events: n}
+	windows := map[string]int{}
+	cfg := rules.Default()
+	txns := make([]codecs.Txn, n)
+	for i := range txns {
+		t := gen.Next(base.Add(time.Duration(r.IntN(80_000)) * time.Millisecond))
+		txns[i] = t
+		if tr.users[t.UserID] == nil {
+			tr.users[t.UserID] = map[string]float64{}
+		}
+		tr.users[t.UserID][t.TransactionID] = t.Amount
+		start := cfg.TumblingStart(t.Timestamp.UnixNano())
+		k := fmt.Sprintf("%s|%d", t.UserID, start)
+		windows[k]++
+		if windows[k] == cfg.Velocity.MaxTxns+1 {
+			tr.alerts[rules.AlertID(t.UserID, rules.RuleVelocity, start, start+int64(cfg.Size))] = true
+		}
+	}
+	return txns, tr
+}
+
+// produce writes txns; keyedEvery > 0 keys every keyedEvery-th record by
+// user_id with franz-go's default (murmur2) partitioner. It checks that keyed
+// records land where fraudwatch's hasher says.
+func produce(t *testing.T, c *testkafka.Cluster, txns []codecs.Txn, keyedEvery int, partitions int32, rate float64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.DefaultProduceTopic(string(topics.Transactions)),
+		kgo.ProducerLinger(2*time.Millisecond))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer cl.Close()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	start := time.Now()
+	for i, txn := range txns {
+		if rate > 0 {
+			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		v, _ := txn.MarshalJSON()
+		rec := &kgo.Record{Value: v}
+		if keyedEvery > 0 && i%keyedEvery == 0 {
+			rec.Key = []byte(txn.UserID)
+		}
+		wg.Add(1)
+		cl.Produce(context.Background(), rec, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else if r.Key != nil && r.Partition != kafka.Murmur2Partition(r.Key, partitions) {
+				errs = append(errs, fmt.Errorf("keyed record for %s on partition %d, murmur2 says %d", r.Key, r.Partition,
+					kafka.Murmur2Partition(r.Key, partitions)))
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Errorf("produce: %d errors, first: %v", len(errs), errs[0])
+	}
+}
+
+// verify compares the table and the alerts with the truth and logs the figures.
+func verify(t *testing.T, c *testkafka.Cluster, tr truth, partitions int32, alive func() error) {
+	t.Helper()
+	testkafka.Eventually(t, 5*time.Minute, func() error {
+		if err := alive(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return c.CaughtUp(ctx)
+	})
+	table := c.Table(t)
+	var lost, double, extra int
+	for user, want := range tr.users {
+		st := table[user]
+		got := map[string]int{}
+		sum := 0.0
+		if st != nil {
+			for _, e := range st.Events {
+				got[e.ID]++
+				sum += e.Amount
+			}
+		}
+		wantSum := 0.0
+		for id, amt := range want {
+			wantSum += amt
+			switch got[id] {
+			case 0:
+				lost++
+			case 1:
+			default:
+				double += got[id] - 1
+			}
+		}
+		for id := range got {
+			if _, ok := want[id]; !ok {
+				extra++
+			}
+		}
+		if st != nil && math.Abs(sum-wantSum) > 1e-6*math.Max(1, wantSum) {
+			t.Errorf("user %s: sum %v, want %v", user, sum, wantSum)
+		}
+	}
+	if len(table) != len(tr.users) {
+		t.Errorf("table has %d users, want %d", len(table), len(tr.users))
+	}
+	for _, r := range c.ReadAll(t, string(topics.DetectorTable())) {
+		if p := kafka.Murmur2Partition([]byte(r.Key), partitions); p != r.Partition {
+			t.Fatalf("table key %s on partition %d, murmur2 says %d", r.Key, r.Partition, p)
+		}
+	}
+	alerts, counts := c.Alerts(t)
+	dups, missing, unexpected := 0, 0, 0
+	for id, n := range counts {
+		dups += n - 1
+		if !tr.alerts[id] {
+			unexpected++
+		}
+	}
+	for id := range tr.alerts {
+		if alerts[id] == nil {
+			missing++
+		}
+	}
+	t.Logf("figures: events=%d users=%d lost=%d double_counted=%d unknown=%d alerts_expected=%d alerts_seen=%d alerts_missing=%d alerts_unexpected=%d alert_records_duplicate=%d",
+		tr.events, len(tr.users), lost, double, extra, len(tr.alerts), len(alerts), missing, unexpected, dups)
+	if lost+double+extra+missing+unexpected > 0 {
+		t.Fatalf("not exact: lost=%d double=%d unknown=%d alerts missing=%d unexpected=%d", lost, double, extra, missing, unexpected)
+	}
+}
+
+// instance is one in-process processor.
+type instance struct {
+	dir    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startInstance(t *testing.T, brokers []string, dir string) *instance {
+	t.Helper()
+	p, err := app.NewProcessor(processConfig(brokers, dir), app.Env{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{dir: dir, cancel: cancel, done: make(chan error, 1)}
+	go func() { in.done <- p.Run(ctx, nil) }()
+	return in
+}
+
+func (in *instance) stop(t *testing.T) {
+	t.Helper()
+	in.cancel()
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Errorf("instance %s: %v", in.dir, err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("instance %s did not stop", in.dir)
+	}
+}
+
+func scale(short, full int) int {
+	if testing.Short() {
+		return short
+	}
+	return full
+}
+
+// TestChurnExact starts and stops instances (sometimes on an empty disk)
+// while events flow, then requires exact per-user counts and alerts.
+func TestChurnExact(t *testing.T) {
+	const partitions = 6
+	c := testkafka.Start(t, partitions)
+	txns, tr := workload(scale(20_000, 100_000), 1)
+	root := t.TempDir()
+	insts := make([]*instance, 3)
+	for i := range insts {
+		insts[i] = startInstance(t, c.Brokers, filepath.Join(root, fmt.Sprint(i)))
+	}
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		produce(t, c, txns, 3, partitions, float64(scale(2000, 5000)))
+	}()
+	r := rand.New(rand.NewPCG(3, 4))
+	restarts, wiped := 0, 0
+	for done := false; !done; {
+		select {
+		case <-produced:
+			done = true
+		case <-time.After(time.Duration(1500+r.IntN(2500)) * time.Millisecond):
+			i := r.IntN(len(insts))
+			insts[i].stop(t)
+			dir := insts[i].dir
+			if restarts%2 == 1 {
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
+				wiped++
+			}
+			insts[i] = startInstance(t, c.Brokers, dir)
+			restarts++
+		}
+	}
+	t.Logf("churn: %d restarts, %d on an empty disk", restarts, wiped)
+	verify(t, c, tr, partitions, func() error { return nil })
+	for _, in := range insts {
+		in.stop(t)
+	}
+}
+
+// child is a processor in its own OS process, killed with SIGKILL.
+type child struct {
+	cmd    *exec.Cmd
+	dir    string
+	exited chan error
+}
+
+func startChild(t *testing.T, brokers []string, dir string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChild+"=1", envChildBrokers+"="+brokers[0], envChildDir+"="+dir)
+	cmd.Stderr = io.Discard
+	if testing.Verbose() {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ch := &child{cmd: cmd, dir: dir, exited: make(chan error, 1)}
+	go func() { ch.exited <- cmd.Wait() }()
+	return ch
+}
+
+func (ch *child) kill(t *testing.T) {
+	t.Helper()
+	_ = ch.cmd.Process.Signal(syscall.SIGKILL)
+	err := <-ch.exited
+	ch.exited <- err
+}
+
+// exitErr reports a child that exited on its own: a failure, not a fixture.
+func (ch *child) exitErr() error {
+	select {
+	case err := <-ch.exited:
+		ch.exited <- err
+		return fmt.Errorf("processor process in %s exited: %v", ch.dir, err)
+	default:
+		return nil
+	}
+}
+
+// TestCrashKill9 kills processor processes without any shutdown while events
+// flow, and restarts them on the same disk, on an empty disk, or not at all.
+func TestCrashKill9(t *testing.T) {
+	const partitions = 4
+	c := testkafka.Start(t, partitions)
+	txns, tr := workload(scale(10_000, 50_000), 2)
+	root := t.TempDir()
+	kids := []*child{startChild(t, c.Brokers, filepath.Join(root, "a")), startChild(t, c.Brokers, filepath.Join(root, "b"))}
+	t.Cleanup(func() {
+		for _, k := range kids {
+			k.kill(t)
+		}
+	})
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		produce(t, c, txns, 2, partitions, float64(scale(1000, 2000)))
+	}()
+	kills := 0
+	plan := []string{"same", "empty", "same", "other", "same", "empty"}
+	for done := false; !done; {
+		select {
+		case <-produced:
+			done = true
+		case <-time.After(3 * time.Second):
+			i := kills % len(kids)
+			kids[i].kill(t)
+			dir := kids[i].dir
+			switch plan[kills%len(plan)] {
+			case "empty":
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
+			case "other":
+				dir = filepath.Join(root, fmt.Sprintf("new%d", kills))
+			}
+			kids[i] = startChild(t, c.Brokers, dir)
+			kills++
+		}
+	}
+	t.Logf("crash: %d SIGKILLs", kills)
+	verify(t, c, tr, partitions, func() error {
+		for _, k := range kids {
+			if err := k.exitErr(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// TestDeadLetterReasons sends one record per reason and checks each reaches
+// the dead-letter topic with its exact bytes and position, while processing
+// goes on.
+func TestDeadLetterReasons(t *testing.T) {
+	const partitions = 3
+	c := testkafka.Start(t, partitions)
+	in := startInstance(t, c.Brokers, t.TempDir())
+	defer in.stop(t)
+	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Minute)
+	ok := func(id string, at time.Time) []byte {
+		b, _ := codecs.Txn{TransactionID: id, UserID: "usr_dlq", Amount: 1, Currency: "USD", Timestamp: at}.MarshalJSON()
+		return b
+	}
+	cases := []struct {
+		value  []byte
+		reason codecs.Reason
+	}{
+		{[]byte(`{"transaction_id":`), codecs.ReasonMalformedJSON},
+		{[]byte(`{"user_id":"usr_dlq","amount":1,"currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`), codecs.ReasonMissingField},
+		{[]byte(`{"transaction_id":"a","user_id":"usr_dlq","amount":"NaN","currency":"USD","timestamp":"2025-06-15T14:30:00Z"}`), codecs.ReasonInvalidAmount},
+		{[]byte(`{"transaction_id":"a","user_id":"usr_dlq","amount":1,"currency":"US","timestamp":"2025-06-15T14:30:00Z"}`), codecs.ReasonInvalidCurrency},
+		{[]byte(`{"transaction_id":"a","user_id":"usr_dlq","amount":1,"currency":"USD","timestamp":"yesterday"}`), codecs.ReasonInvalidTimestamp},
+		{append(append([]byte(`{"transaction_id":"big","x":"`), make([]byte, 70_000)...), '"', '}'), codecs.ReasonTooLarge},
+		{ok("future", time.Now().Add(time.Hour)), codecs.ReasonFuture},
+		{ok("recent", base.Add(10*time.Minute)), ""},
+		{ok("late", base), codecs.ReasonLate},
+	}
+	for i := range cases {
+		for j := range cases[i].value {
+			if cases[i].value[j] == 0 {
+				cases[i].value[j] = 'x'
+			}
+		}
+	}
+	cl := c.Client()
+	for _, tc := range cases {
+		// keyed by the user: one partition, so "recent" is applied before "late"
+		rec := &kgo.Record{Topic: string(topics.Transactions), Key: []byte("usr_dlq"), Value: tc.value}
+		if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []*codecs.DeadLetterRecord
+	testkafka.Eventually(t, 2*time.Minute, func() error {
+		got = c.DeadLetters(t)
+		if len(got) < len(cases)-1 {
+			return fmt.Errorf("%d dead letters", len(got))
+		}
+		return nil
+	})
+	byReason := map[codecs.Reason]*codecs.DeadLetterRecord{}
+	for _, d := range got {
+		byReason[d.Reason] = d
+	}
+	for _, tc := range cases {
+		if tc.reason == "" {
+			continue
+		}
+		d := byReason[tc.reason]
+		if d == nil {
+			t.Errorf("no dead letter for %s (got %d)", tc.reason, len(got))
+			continue
+		}
+		if string(d.Original) != string(tc.value) || d.Source.Topic != "transactions" || d.Key == nil || *d.Key != "usr_dlq" || d.Error == "" {
+			t.Errorf("%s: dead letter %+v", tc.reason, d)
+		}
+	}
+	testkafka.Eventually(t, time.Minute, func() error {
+		st := c.Table(t)["usr_dlq"]
+		if st == nil || len(st.Events) != 1 || st.Events[0].ID != "recent" {
+			return fmt.Errorf("state %+v", st)
+		}
+		return nil
+	})
+}
+
+// TestGoldenScenario runs testdata/scenario.jsonl through one instance and
+// compares the alerts with testdata/scenario.alerts.json (-update rewrites it).
+func TestGoldenScenario(t *testing.T) {
+	c := testkafka.Start(t, 2)
+	in := startInstance(t, c.Brokers, t.TempDir())
+	defer in.stop(t)
+	events, err := os.ReadFile("testdata/scenario.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines [][]byte
+	for _, l := range splitLines(events) {
+		lines = append(lines, l)
+	}
+	cl := c.Client()
+	for _, l := range lines {
+		var k struct {
+			UserID string `json:"user_id"`
+		}
+		_ = jsonUnmarshal(l, &k)
+		rec := &kgo.Record{Topic: string(topics.Transactions), Key: []byte(k.UserID), Value: l}
+		if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkafka.Eventually(t, 2*time.Minute, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return c.CaughtUp(ctx)
+	})
+	alerts, _ := c.Alerts(t)
+	type golden struct {
+		AlertID   string        `json:"alert_id"`
+		Rule      string        `json:"rule"`
+		UserID    string        `json:"user_id"`
+		Window    codecs.Window `json:"window"`
+		NumTxns   int           `json:"num_txns"`
+		Total     float64       `json:"total"`
+		Threshold float64       `json:"threshold"`
+		TxnIDs    []string      `json:"transaction_ids"`
+	}
+	var got []golden
+	for _, a := range alerts {
+		got = append(got, golden{a.AlertID, a.Rule, a.UserID, a.Window, a.NumTxns, a.Total, a.Threshold, a.TransactionIDs})
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].AlertID < got[j].AlertID })
+	compareGolden(t, "testdata/scenario.alerts.json", got)
+}

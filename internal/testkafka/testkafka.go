@@ -1,0 +1,258 @@
+// Package testkafka gives integration tests a Kafka: an in-process kfake
+// cluster by default, or the real cluster named by FRAUDWATCH_TEST_BROKERS
+// (each test then uses its own topics by deleting fraudwatch's topics first).
+// It also reads back what fraudwatch wrote: the detector's table, alerts and
+// dead letters, and whether the group has caught up.
+package testkafka
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/broker"
+	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/topics"
+)
+
+// EnvBrokers names a real cluster to test against.
+const EnvBrokers = "FRAUDWATCH_TEST_BROKERS"
+
+// Cluster is a Kafka for one test.
+type Cluster struct {
+	Brokers []string
+	Broker  *broker.Broker // nil on a real cluster
+	adm     *kadm.Client
+	cl      *kgo.Client
+}
+
+// Real reports whether tests run against a real cluster.
+func Real() bool { return os.Getenv(EnvBrokers) != "" }
+
+// Start returns a cluster with fraudwatch's topics freshly created.
+func Start(t *testing.T, partitions int32) *Cluster {
+	t.Helper()
+	c := &Cluster{}
+	replication := int16(1)
+	if env := os.Getenv(EnvBrokers); env != "" {
+		c.Brokers = strings.Split(env, ",")
+		if len(c.Brokers) >= 3 {
+			replication = 3
+		}
+	} else {
+		b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Nodes: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		c.Broker = b
+		c.Brokers = b.Addrs()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	c.cl, c.adm = cl, kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if Real() {
+		c.reset(t, ctx)
+	}
+	if _, err := topics.Create(ctx, c.adm, topics.Spec{Partitions: partitions, Replication: replication}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// reset deletes fraudwatch's topics and group on a shared real cluster.
+func (c *Cluster) reset(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if _, err := c.adm.DeleteGroups(ctx, string(topics.Detector)); err != nil {
+		t.Logf("delete group: %v", err)
+	}
+	if _, err := c.adm.DeleteTopics(ctx, topics.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, time.Minute, func() error {
+		td, err := c.adm.ListTopics(ctx, topics.Names()...)
+		if err != nil {
+			return err
+		}
+		for _, n := range topics.Names() {
+			if td.Has(n) {
+				return errors.New(n + " still exists")
+			}
+		}
+		return nil
+	})
+}
+
+// Client is a franz-go client on the cluster.
+func (c *Cluster) Client() *kgo.Client { return c.cl }
+
+// Admin is an admin client on the cluster.
+func (c *Cluster) Admin() *kadm.Client { return c.adm }
+
+// Eventually polls fn until it returns nil or the deadline passes.
+func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for wait := 10 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
+		if err = fn(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(wait)
+	}
+}
+
+// CaughtUp returns nil once the detector group committed every record of its
+// input and loop topics.
+func (c *Cluster) CaughtUp(ctx context.Context) error {
+	ends, err := c.adm.ListEndOffsets(ctx, string(topics.Transactions), string(topics.DetectorLoop()))
+	if err != nil {
+		return err
+	}
+	committed, err := c.adm.FetchOffsets(ctx, string(topics.Detector))
+	if err != nil {
+		return err
+	}
+	var lag int64
+	ends.Each(func(o kadm.ListedOffset) {
+		got := int64(0)
+		if r, ok := committed.Lookup(o.Topic, o.Partition); ok {
+			got = r.At
+		}
+		if got < o.Offset {
+			lag += o.Offset - got
+		}
+	})
+	if lag > 0 {
+		return errors.New("group lag " + itoa(lag))
+	}
+	return nil
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
+
+// Record is one record read back.
+type Record struct {
+	Partition int32
+	Offset    int64
+	Key       string
+	Value     []byte
+}
+
+// ReadAll reads every record of topic up to its current end.
+func (c *Cluster) ReadAll(t testing.TB, topic string) []Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ends, err := c.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	var out []Record
+	if len(want) == 0 {
+		return out
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s: %v (missing partitions %v)", topic, ctx.Err(), want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			out = append(out, Record{Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: r.Value})
+			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	return out
+}
+
+// Table reads the detector's table from its changelog: the last state per user.
+func (c *Cluster) Table(t testing.TB) map[string]*rules.State {
+	t.Helper()
+	out := map[string]*rules.State{}
+	for _, r := range c.ReadAll(t, string(topics.DetectorTable())) {
+		if r.Value == nil {
+			delete(out, r.Key)
+			continue
+		}
+		st := new(rules.State)
+		if err := codecs.DecodeState(r.Value, st); err != nil {
+			t.Fatalf("table record %d/%d: %v", r.Partition, r.Offset, err)
+		}
+		out[r.Key] = st
+	}
+	return out
+}
+
+// Alerts reads every alert; the map counts records per alert_id.
+func (c *Cluster) Alerts(t testing.TB) (map[string]*codecs.AlertRecord, map[string]int) {
+	t.Helper()
+	alerts, n := map[string]*codecs.AlertRecord{}, map[string]int{}
+	for _, r := range c.ReadAll(t, string(topics.Alerts)) {
+		v, err := codecs.Alert{}.Decode(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := v.(*codecs.AlertRecord)
+		if r.Key != a.UserID {
+			t.Fatalf("alert key %q != user_id %q", r.Key, a.UserID)
+		}
+		alerts[a.AlertID] = a
+		n[a.AlertID]++
+	}
+	return alerts, n
+}
+
+// DeadLetters reads every dead letter.
+func (c *Cluster) DeadLetters(t testing.TB) []*codecs.DeadLetterRecord {
+	t.Helper()
+	var out []*codecs.DeadLetterRecord
+	for _, r := range c.ReadAll(t, string(topics.DLQ)) {
+		v, err := codecs.DeadLetter{}.Decode(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v.(*codecs.DeadLetterRecord))
+	}
+	return out
+}
