@@ -175,12 +175,12 @@ type processFlags struct {
 
 func (p *processFlags) register(fs *flag.FlagSet, httpDefault string) {
 	fs.StringVar(&p.rulesFile, "rules", "", "YAML rules file (see README); flags below override it")
-	fs.StringVar(&p.mode, "window-mode", "", "tumbling or sliding (default tumbling)")
-	fs.DurationVar(&p.size, "window-size", 0, "window length (default 1m)")
-	fs.DurationVar(&p.grace, "grace", -1, "how late an event may be after its window closes (default 2m)")
-	fs.IntVar(&p.maxTxns, "velocity-max-txns", -1, "velocity rule: alert when a window holds more than this (default 5)")
-	fs.IntVar(&p.maxBytes, "max-bytes", 0, "largest accepted record value in bytes (default 65536)")
-	fs.DurationVar(&p.maxSkew, "max-skew", -1, "how far ahead of the clock an event time may be (default 5m)")
+	fs.StringVar(&p.mode, "window-mode", "tumbling", "tumbling or sliding")
+	fs.DurationVar(&p.size, "window-size", time.Minute, "window length")
+	fs.DurationVar(&p.grace, "grace", 2*time.Minute, "how late an event may be after its window closes")
+	fs.IntVar(&p.maxTxns, "velocity-max-txns", 5, "velocity rule: alert when a window holds more than this")
+	fs.IntVar(&p.maxBytes, "max-bytes", codecs.DefaultMaxBytes, "largest accepted record value in bytes")
+	fs.DurationVar(&p.maxSkew, "max-skew", 5*time.Minute, "how far ahead of the clock an event time may be")
 	fs.StringVar(&p.httpAddr, "http", httpDefault, "HTTP address for /healthz, /readyz, /metrics (empty: off)")
 	fs.StringVar(&p.logLevel, "log-level", "info", "debug, info, warn or error")
 }
@@ -194,12 +194,15 @@ func (p *processFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) 
 	if err != nil {
 		return nil, app.ProcessConfig{}, err
 	}
-	pc, err := p.config()
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	pc, err := p.config(set)
 	return log, pc, err
 }
 
-// config builds the processor config: defaults, then the rules file, then flags.
-func (p *processFlags) config() (app.ProcessConfig, error) {
+// config builds the processor config: defaults, then the rules file, then the
+// flags that were set (on the command line or in the environment).
+func (p *processFlags) config(set map[string]bool) (app.ProcessConfig, error) {
 	r := rules.Default()
 	lim := config.Limits{MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute}
 	if p.rulesFile != "" {
@@ -207,26 +210,26 @@ func (p *processFlags) config() (app.ProcessConfig, error) {
 			return app.ProcessConfig{}, usageError{err}
 		}
 	}
-	if p.mode != "" {
+	if set["window-mode"] {
 		m, err := rules.ParseMode(p.mode)
 		if err != nil {
 			return app.ProcessConfig{}, usageError{err}
 		}
 		r.Mode = m
 	}
-	if p.size != 0 {
+	if set["window-size"] {
 		r.Size = p.size
 	}
-	if p.grace >= 0 {
+	if set["grace"] {
 		r.Grace = p.grace
 	}
-	if p.maxTxns >= 0 {
+	if set["velocity-max-txns"] {
 		r.Velocity.MaxTxns = p.maxTxns
 	}
-	if p.maxBytes != 0 {
+	if set["max-bytes"] {
 		lim.MaxBytes = p.maxBytes
 	}
-	if p.maxSkew >= 0 {
+	if set["max-skew"] {
 		lim.MaxSkew = p.maxSkew
 	}
 	return app.ProcessConfig{Rules: r, MaxBytes: lim.MaxBytes, MaxSkew: lim.MaxSkew, HTTPAddr: p.httpAddr}, nil

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/app"
+	"github.com/fraudwatch/fraudwatch/internal/broker"
 	"github.com/fraudwatch/fraudwatch/internal/generator"
 	"github.com/fraudwatch/fraudwatch/internal/kafka"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
@@ -515,4 +517,28 @@ func TestGoldenScenario(t *testing.T) {
 	}
 	sort.Slice(got, func(i, j int) bool { return got[i].AlertID < got[j].AlertID })
 	compareGolden(t, "testdata/scenario.alerts.json", got)
+}
+
+// TestProcessRefusesMissingTopics: no silent auto-create outside dev.
+func TestProcessRefusesMissingTopics(t *testing.T) {
+	if testkafka.Real() {
+		t.Log("runs on the embedded broker only")
+		return
+	}
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p, err := app.NewProcessor(processConfig(b.Addrs(), t.TempDir()), app.Env{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = p.Run(ctx, nil)
+	if err == nil || !strings.Contains(err.Error(), `topic "transactions" does not exist`) ||
+		!strings.Contains(err.Error(), "fraudwatch topics create") {
+		t.Fatalf("want an error naming the missing topic and the fix, got %v", err)
+	}
 }

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestRunUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+		want string
+	}{
+		{"no command", nil, nil, exitUsage, "Usage:"},
+		{"unknown command", []string{"frobnicate"}, nil, exitUsage, `unknown command "frobnicate"`},
+		{"help", []string{"--help"}, nil, exitOK, "fraudwatch dev"},
+		{"process needs brokers and data dir", []string{"process"}, nil, exitUsage, "no brokers"},
+		{"process data dir from env", []string{"process", "--grace", "-5s"}, map[string]string{"FRAUDWATCH_DATA_DIR": "/tmp/x"}, exitUsage, "grace must be >= 0"},
+		{"bad env value", []string{"process"}, map[string]string{"FRAUDWATCH_MAX_SKEW": "soon"}, exitUsage, "FRAUDWATCH_MAX_SKEW"},
+		{"topics needs create", []string{"topics"}, nil, exitUsage, "topics create"},
+		{"produce key", []string{"produce", "--brokers", "x", "--count", "1", "--key", "merchant"}, nil, exitUsage, "--key must be none or user_id"},
+		{"bad rules file", []string{"process", "--brokers", "x", "--data-dir", "d", "--rules", "/nonexistent.yaml"}, nil, exitUsage, "nonexistent.yaml"},
+		{"command help", []string{"alerts", "--help"}, nil, exitOK, "-from-beginning"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tt.args, strings.NewReader(""), &out, &errb)
+			if code != tt.code || !strings.Contains(errb.String()+out.String(), tt.want) {
+				t.Fatalf("code %d (want %d), output:\n%s%s\nwant %q", code, tt.code, out.String(), errb.String(), tt.want)
+			}
+		})
+	}
+}

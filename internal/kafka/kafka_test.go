@@ -1,0 +1,92 @@
+package kafka
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Vectors from Apache Kafka's UtilsTest.testMurmur2.
+func TestMurmur2Vectors(t *testing.T) {
+	cases := map[string]int32{
+		"21":                         -973932308,
+		"foobar":                     -790332482,
+		"a-little-bit-long-string":   -985981536,
+		"a-little-bit-longer-string": -1486304829,
+		"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+		"abc": 479470107,
+	}
+	for in, want := range cases {
+		if got := int32(murmur2Sum([]byte(in))); got != want {
+			t.Errorf("murmur2(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// Goka's partition choice (|int32(Sum32())| % n), Murmur2Partition and
+// franz-go's default partitioner must agree for every key.
+func TestPartitionersAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for i := 0; i < 5000; i++ {
+		key := []byte(fmt.Sprintf("usr_%d_%x", i, r.Uint64()))
+		n := int32(1 + r.IntN(64))
+		h := Murmur2()
+		h.Write(key)
+		goka := int32(h.Sum32())
+		if goka < 0 {
+			goka = -goka
+		}
+		gokaPart := goka % n
+		kgoPart := int32(kgo.StickyKeyPartitioner(nil).ForTopic("t").Partition(&kgo.Record{Key: key}, int(n)))
+		if mine := Murmur2Partition(key, n); mine != gokaPart || mine != kgoPart {
+			t.Fatalf("key %s, %d partitions: ours %d, goka %d, franz-go %d", key, n, mine, gokaPart, kgoPart)
+		}
+	}
+}
+
+func TestOrderedCommitsWaitForEarlierRecords(t *testing.T) {
+	p := &pending{done: map[int64]bool{}}
+	for _, o := range []int64{10, 11, 13, 14} { // 12 was compacted away: offsets need not be contiguous
+		p.delivered(o)
+	}
+	steps := []struct {
+		finished int64
+		next     int64
+		ok       bool
+	}{
+		{11, 0, false}, // 10 still in flight
+		{14, 0, false},
+		{10, 12, true}, // 10 and 11 done: commit up to 11
+		{13, 15, true}, // 13 and 14 done
+	}
+	for i, s := range steps {
+		next, ok := p.finished(s.finished)
+		if ok != s.ok || (ok && next != s.next) {
+			t.Fatalf("step %d: finished(%d) = %d, %v; want %d, %v", i, s.finished, next, ok, s.next, s.ok)
+		}
+	}
+}
+
+func TestSaramaConfigIsFreshAndSafe(t *testing.T) {
+	o := Options{Brokers: []string{"b"}, ClientID: "x"}
+	a, b := o.Sarama(), o.Sarama()
+	if a == b {
+		t.Fatal("configs are shared")
+	}
+	a.ClientID = "changed"
+	if b.ClientID != "x" || goka.DefaultConfig().ClientID == "changed" {
+		t.Fatal("config mutation leaked")
+	}
+	if err := b.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Producer.Idempotent || b.Consumer.Offsets.Initial != -2 || b.Producer.RequiredAcks != -1 {
+		t.Fatalf("unsafe defaults: idempotent=%v initial=%d acks=%d", b.Producer.Idempotent, b.Consumer.Offsets.Initial, b.Producer.RequiredAcks)
+	}
+	if !b.Version.IsAtLeast(protocolVersion()) {
+		t.Fatalf("version %v", b.Version)
+	}
+}
