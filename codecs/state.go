@@ -2,6 +2,7 @@ package codecs
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/fraudwatch/fraudwatch/internal/rules"
 )
@@ -92,6 +93,16 @@ func DecodeState(b []byte, s *rules.State) error {
 	}
 	if err := r.done(); err != nil {
 		return fmt.Errorf("codecs: decoding state: %w", err)
+	}
+	for _, e := range s.Events {
+		if !(e.Amount >= 0) || math.IsInf(e.Amount, 0) {
+			return fmt.Errorf("codecs: decoding state: event %q has amount %v: %w", e.ID, e.Amount, errShort)
+		}
+	}
+	for _, f := range s.Fired {
+		if f.Rule < rules.RuleVelocity || f.Rule > rules.RuleCountries {
+			return fmt.Errorf("codecs: decoding state: unknown rule %d: %w", f.Rule, errShort)
+		}
 	}
 	return nil
 }
