@@ -8,6 +8,7 @@ package testkafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -69,6 +70,26 @@ func Start(t *testing.T, partitions int32) *Cluster {
 	if _, err := topics.Create(ctx, c.adm, topics.Spec{Partitions: partitions, Replication: replication}); err != nil {
 		t.Fatal(err)
 	}
+	// A real cluster creates topics asynchronously: wait until every
+	// partition of every topic has a leader.
+	Eventually(t, time.Minute, func() error {
+		td, err := c.adm.ListTopics(ctx, topics.Names()...)
+		if err != nil {
+			return err
+		}
+		for _, n := range topics.Names() {
+			d, ok := td[n]
+			if !ok || d.Err != nil || int32(len(d.Partitions)) != partitions {
+				return fmt.Errorf("topic %s not ready", n)
+			}
+			for _, p := range d.Partitions {
+				if p.Leader < 0 || p.Err != nil {
+					return fmt.Errorf("topic %s partition %d has no leader", n, p.Partition)
+				}
+			}
+		}
+		return nil
+	})
 	return c
 }
 
