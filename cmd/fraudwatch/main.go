@@ -37,6 +37,8 @@ Usage:
       write JSON lines or generated transactions to "transactions"
   fraudwatch alerts --brokers B [--from-beginning] [--follow]
       print alerts as JSON lines
+  fraudwatch serve --brokers B --http ADDR (--data-dir D | --memory)
+      the view service: GET /v1/users/{user_id}, /v1/alerts, /v1/alerts/stream
 
 Every flag can also be set in the environment: --data-dir is FRAUDWATCH_DATA_DIR.
 Run "fraudwatch COMMAND --help" for a command's flags.
@@ -81,6 +83,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runProduce(ctx, args, stdin, stderr)
 	case "alerts":
 		err = runAlerts(ctx, args, stdout, stderr)
+	case "serve":
+		err = runServe(ctx, args, stderr)
 	default:
 		fmt.Fprintf(stderr, "fraudwatch: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
@@ -325,4 +329,24 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	return app.Alerts(ctx, app.AlertsConfig{Brokers: splitList(*brokers), FromBeginning: *from, Follow: *follow}, stdout)
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var pf processFlags
+	pf.register(fs, "127.0.0.1:8080")
+	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
+	dataDir := fs.String("data-dir", "", "directory for the view's LevelDB (a restart catches up from it)")
+	memory := fs.Bool("memory", false, "keep the view in memory instead (a restart replays the table)")
+	clientID := fs.String("client-id", "fraudwatch-serve", "Kafka client id")
+	log, pc, err := pf.parse(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	c := app.ServeConfig{Brokers: splitList(*brokers), DataDir: *dataDir, Memory: *memory, HTTPAddr: pc.HTTPAddr,
+		ClientID: *clientID, Rules: pc.Rules}
+	if err := c.Validate(); err != nil {
+		return usageError{err}
+	}
+	return app.Serve(ctx, c, newEnv(log))
 }

@@ -360,6 +360,8 @@ func Dev(ctx context.Context, c DevConfig, env Env, ready func(line string)) err
 	pc := c.Process
 	pc.Brokers = brokers
 	pc.DataDir = filepath.Join(c.DataDir, "state")
+	httpAddr := pc.HTTPAddr
+	pc.HTTPAddr = "" // the view service below serves HTTP for both
 	proc, err := NewProcessor(pc, env)
 	if err != nil {
 		return err
@@ -368,15 +370,21 @@ func Dev(ctx context.Context, c DevConfig, env Env, ready func(line string)) err
 	g.Go(func() error {
 		return proc.Run(gctx, func() {
 			http := "off"
-			if pc.HTTPAddr != "" {
-				http = "http://" + pc.HTTPAddr
+			if httpAddr != "" {
+				http = "http://" + httpAddr
 			}
 			ready(fmt.Sprintf("fraudwatch dev ready: kafka=%s http=%s data=%s demo=%v", strings.Join(brokers, ","), http, c.DataDir, c.Demo))
 		})
 	})
+	if httpAddr != "" {
+		g.Go(func() error {
+			return Serve(gctx, ServeConfig{Brokers: brokers, DataDir: filepath.Join(c.DataDir, "serve"), HTTPAddr: httpAddr,
+				ClientID: "fraudwatch-dev-serve", Rules: pc.Rules}, env)
+		})
+	}
 	if c.Demo {
 		g.Go(func() error {
-			err := Produce(gctx, ProduceConfig{Brokers: brokers, Key: "none", Rate: c.DemoRate, Users: 1000, Count: 1 << 62,
+			err := Produce(gctx, ProduceConfig{Brokers: brokers, Key: "none", Rate: c.DemoRate, Users: 10000, Count: 1 << 62,
 				BurstUsers: 20, Seed: uint64(time.Now().UnixNano())}, nil, io.Discard)
 			if gctx.Err() != nil {
 				return nil

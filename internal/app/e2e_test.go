@@ -2,12 +2,15 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -541,4 +544,80 @@ func TestProcessRefusesMissingTopics(t *testing.T) {
 		!strings.Contains(err.Error(), "fraudwatch topics create") {
 		t.Fatalf("want an error naming the missing topic and the fix, got %v", err)
 	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeUserStateAndAlerts: a burst is processed, then its user's state
+// and alert are served over HTTP by the view service.
+func TestServeUserStateAndAlerts(t *testing.T) {
+	c := testkafka.Start(t, 3)
+	in := startInstance(t, c.Brokers, t.TempDir())
+	defer in.stop(t)
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- app.Serve(ctx, app.ServeConfig{Brokers: c.Brokers, Memory: true, HTTPAddr: addr, Rules: rules.Default()},
+			app.Env{Log: slog.New(slog.DiscardHandler)})
+	}()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	at := time.Now().Add(-time.Minute).UTC().Truncate(time.Minute)
+	for i := 0; i < 7; i++ {
+		b, _ := codecs.Txn{TransactionID: fmt.Sprintf("burst_%d", i), UserID: "usr_view", Amount: 10, Currency: "USD",
+			Country: "US", Timestamp: at.Add(time.Duration(i) * time.Second)}.MarshalJSON()
+		if err := c.Client().ProduceSync(context.Background(), &kgo.Record{Topic: string(topics.Transactions), Value: b}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var u struct {
+		UserID string `json:"user_id"`
+		Risk   struct {
+			Level string `json:"level"`
+			Score int    `json:"score"`
+		} `json:"risk"`
+		Windows []struct {
+			NumTxns int `json:"num_txns"`
+		} `json:"windows"`
+		Alerts []codecs.AlertRecord `json:"alerts"`
+	}
+	testkafka.Eventually(t, 2*time.Minute, func() error {
+		resp, err := http.Get("http://" + addr + "/v1/users/usr_view")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		u.Alerts = nil
+		if err := json.NewDecoder(resp.Body).Decode(&u); err != nil {
+			return err
+		}
+		if len(u.Windows) != 1 || u.Windows[0].NumTxns != 7 || len(u.Alerts) != 1 {
+			return fmt.Errorf("not there yet: %+v", u)
+		}
+		return nil
+	})
+	if u.Risk.Level != "high" || u.Risk.Score != 100 || u.Alerts[0].NumTxns != 6 {
+		t.Fatalf("answer %+v", u)
+	}
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", err, resp)
+	}
+	resp.Body.Close()
 }

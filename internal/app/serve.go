@@ -1,0 +1,160 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/kafka"
+	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/topics"
+	"github.com/fraudwatch/fraudwatch/views"
+)
+
+// ServeConfig configures the view service.
+type ServeConfig struct {
+	Brokers  []string
+	DataDir  string // LevelDB for the view; "" with Memory
+	Memory   bool   // keep the view in memory (a restart replays the table)
+	HTTPAddr string
+	ClientID string
+	Rules    rules.Config
+}
+
+// Validate reports every problem at once.
+func (c ServeConfig) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers: set --brokers or FRAUDWATCH_BROKERS"))
+	}
+	if c.DataDir == "" && !c.Memory {
+		errs = append(errs, errors.New("no data dir: set --data-dir (or --memory)"))
+	}
+	if c.HTTPAddr == "" {
+		errs = append(errs, errors.New("no HTTP address: set --http"))
+	}
+	if err := c.Rules.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Serve runs the view of the detector table, the recent-alerts consumer and
+// the HTTP API until ctx is cancelled.
+func Serve(ctx context.Context, c ServeConfig, env Env) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.ClientID == "" {
+		c.ClientID = "fraudwatch-serve"
+	}
+	opts := kafka.Options{Brokers: c.Brokers, ClientID: c.ClientID}
+	n, err := checkTopics(ctx, opts)
+	if err != nil {
+		return err
+	}
+	sb := storage.MemoryBuilder()
+	if !c.Memory {
+		sb = storage.BuilderWithOptions(filepath.Join(c.DataDir, "view"), &opt.Options{})
+	}
+	view, err := goka.NewView(c.Brokers, topics.DetectorTable(), codecs.State{},
+		goka.WithViewHasher(kafka.Hasher()),
+		goka.WithViewStorageBuilder(sb),
+		goka.WithViewConsumerSaramaBuilder(opts.ConsumerBuilder()),
+		goka.WithViewTopicManagerBuilder(opts.TopicManagerBuilder()),
+		goka.WithViewLogger(kafka.GokaLogger{L: env.Log}),
+		goka.WithViewClientID(c.ClientID),
+		goka.WithViewAutoReconnect(),
+	)
+	if err != nil {
+		return fmt.Errorf("app: view of %s: %w", topics.DetectorTable(), err)
+	}
+	alerts := views.NewAlertLog(10000, 50)
+	svc := views.New(view, c.Rules, n, alerts, env.Log, env.now())
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := view.Run(gctx); err != nil {
+			return fmt.Errorf("app: view: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return svc.Run(gctx) })
+	g.Go(func() error { return followAlerts(gctx, opts, alerts) })
+	g.Go(func() error { return serveHTTP(gctx, c.HTTPAddr, serveHandler(svc, env), env.Log) })
+	return g.Wait()
+}
+
+func serveHandler(svc *views.Service, env Env) http.Handler {
+	mux := http.NewServeMux()
+	api := svc.Handler()
+	mux.Handle("GET /v1/alerts/stream", api) // long-lived: no timeout
+	mux.Handle("/v1/", http.TimeoutHandler(api, 10*time.Second, `{"error":"request timed out"}`))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		p := svc.Progress()
+		code := http.StatusOK
+		if !p.Recovered {
+			code = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = jsonEncode(w, p)
+	})
+	if env.Registry != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(env.Registry, promhttp.HandlerOpts{}))
+	}
+	return limitBody(mux)
+}
+
+// followAlerts keeps the most recent alerts of every partition in log.
+func followAlerts(ctx context.Context, opts kafka.Options, log *views.AlertLog) error {
+	cl, err := kgo.NewClient(opts.FranzOpts(kgo.ConsumeTopics(string(topics.Alerts)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd().Relative(-1000)))...)
+	if err != nil {
+		return fmt.Errorf("app: kafka client: %w", err)
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			v, err := codecs.Alert{}.Decode(r.Value)
+			if err == nil {
+				log.Add(v.(*codecs.AlertRecord))
+			}
+		})
+	}
+}
+
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<16)
+		if len(r.URL.RawQuery) > 4096 || len(r.URL.Path) > 4096 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestURITooLong)
+			fmt.Fprintln(w, `{"error":"request URI too long"}`)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func jsonEncode(w http.ResponseWriter, v any) error { return json.NewEncoder(w).Encode(v) }

@@ -1,0 +1,163 @@
+package views
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/kafka"
+)
+
+// MaxUserIDBytes is the longest user id a query accepts.
+const MaxUserIDBytes = 256
+
+// WindowJSON is one window of a user's state.
+type WindowJSON struct {
+	Start            time.Time          `json:"start"`
+	End              time.Time          `json:"end"`
+	NumTxns          int                `json:"num_txns"`
+	Total            float64            `json:"total"`
+	TotalsByCurrency map[string]float64 `json:"totals_by_currency"`
+	Countries        []string           `json:"countries"`
+}
+
+// Freshness says where the answer comes from.
+type Freshness struct {
+	Partition int32 `json:"partition"`
+	Offset    int64 `json:"offset"`
+	Recovered bool  `json:"recovered"`
+}
+
+// UserJSON is the answer of GET /v1/users/{user_id}.
+type UserJSON struct {
+	UserID     string                `json:"user_id"`
+	Risk       Risk                  `json:"risk"`
+	Windows    []WindowJSON          `json:"windows"`
+	StreamTime *time.Time            `json:"stream_time"`
+	Alerts     []*codecs.AlertRecord `json:"alerts"`
+	Freshness  Freshness             `json:"freshness"`
+}
+
+type errorJSON struct {
+	Error string `json:"error"`
+}
+
+// Handler serves the /v1 API (health, readiness and metrics are added by the caller).
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/users/{user_id}", s.getUser)
+	mux.HandleFunc("GET /v1/alerts", s.getAlerts)
+	mux.HandleFunc("GET /v1/alerts/stream", s.streamAlerts)
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorJSON{"no such endpoint: " + r.Method + " " + r.URL.Path + " (see /v1/users/{user_id}, /v1/alerts, /v1/alerts/stream)"})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Service) getUser(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("user_id")
+	switch {
+	case id == "":
+		writeJSON(w, http.StatusBadRequest, errorJSON{"user_id is empty"})
+		return
+	case len(id) > MaxUserIDBytes:
+		writeJSON(w, http.StatusBadRequest, errorJSON{fmt.Sprintf("user_id is longer than %d bytes", MaxUserIDBytes)})
+		return
+	case !utf8.ValidString(id):
+		writeJSON(w, http.StatusBadRequest, errorJSON{"user_id is not valid UTF-8"})
+		return
+	}
+	st, err := s.User(id)
+	switch {
+	case err == ErrNotRecovered:
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": err.Error(), "progress": s.Progress()})
+		return
+	case err == ErrUnknownUser:
+		writeJSON(w, http.StatusNotFound, errorJSON{fmt.Sprintf("user %q has no state (no counted transactions, or none recently)", id)})
+		return
+	case err != nil:
+		s.log.Error("user query", "err", err)
+		writeJSON(w, http.StatusInternalServerError, errorJSON{"internal error"})
+		return
+	}
+	ws := s.rules.Windows(*st)
+	recent := s.alerts.Recent(id, 20)
+	out := UserJSON{UserID: id, Windows: []WindowJSON{}, Alerts: recent,
+		Risk: Score(s.rules, ws, recent)}
+	for _, w := range ws {
+		c := w.Countries
+		if c == nil {
+			c = []string{}
+		}
+		out.Windows = append(out.Windows, WindowJSON{Start: time.Unix(0, w.Start).UTC(), End: time.Unix(0, w.End).UTC(),
+			NumTxns: w.NumTxns, Total: w.Total, TotalsByCurrency: w.TotalsByCurrency, Countries: c})
+	}
+	if st.Started {
+		t := time.Unix(0, st.StreamTime).UTC()
+		out.StreamTime = &t
+	}
+	part := kafka.Murmur2Partition([]byte(id), max(s.partitions, 1))
+	out.Freshness = Freshness{Partition: part, Recovered: true}
+	if p := s.Progress(); int(part) < len(p.Partitions) {
+		out.Freshness.Offset = p.Partitions[part].Offset
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Service) getAlerts(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeJSON(w, http.StatusBadRequest, errorJSON{"limit must be a whole number from 1 to 1000"})
+			return
+		}
+		limit = n
+	}
+	user := r.URL.Query().Get("user_id")
+	if len(user) > MaxUserIDBytes || !utf8.ValidString(user) {
+		writeJSON(w, http.StatusBadRequest, errorJSON{"user_id is too long or not valid UTF-8"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": s.alerts.Recent(user, limit)})
+}
+
+func (s *Service) streamAlerts(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeJSON(w, http.StatusInternalServerError, errorJSON{"streaming unsupported"})
+		return
+	}
+	ch, cancel := s.alerts.Subscribe()
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": connected\n\n")
+	fl.Flush()
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keepalive.C:
+			fmt.Fprint(w, ": keepalive\n\n")
+		case a := <-ch:
+			b, _ := json.Marshal(a)
+			fmt.Fprintf(w, "id: %s\nevent: alert\ndata: %s\n\n", a.AlertID, b)
+		}
+		fl.Flush()
+	}
+}
