@@ -1,6 +1,8 @@
 package views
 
 import (
+	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -46,16 +48,51 @@ type errorJSON struct {
 	Error string `json:"error"`
 }
 
-// Handler serves the /v1 API (health, readiness and metrics are added by the caller).
-func (s *Service) Handler() http.Handler {
+// OpenAPI is the API's OpenAPI 3 document, served at /v1/openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+type route struct {
+	method, pattern string
+	h               http.HandlerFunc
+}
+
+// routes lists the API; a test keeps openapi.json in step with it.
+func (s *Service) routes() []route {
+	return []route{
+		{"GET", "/v1/users/{user_id}", s.getUser},
+		{"GET", "/v1/alerts", s.getAlerts},
+		{"GET", "/v1/alerts/stream", s.streamAlerts},
+		{"GET", "/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(OpenAPI)
+		}},
+	}
+}
+
+// Handler serves the /v1 API (health, readiness and metrics are added by the
+// caller). With a non-empty token every request needs "Authorization: Bearer token".
+func (s *Service) Handler(token string) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/users/{user_id}", s.getUser)
-	mux.HandleFunc("GET /v1/alerts", s.getAlerts)
-	mux.HandleFunc("GET /v1/alerts/stream", s.streamAlerts)
+	for _, rt := range s.routes() {
+		mux.HandleFunc(rt.method+" "+rt.pattern, rt.h)
+	}
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, errorJSON{"no such endpoint: " + r.Method + " " + r.URL.Path + " (see /v1/users/{user_id}, /v1/alerts, /v1/alerts/stream)"})
+		writeJSON(w, http.StatusNotFound, errorJSON{"no such endpoint: " + r.Method + " " + r.URL.Path + " (see /v1/openapi.json)"})
 	})
-	return mux
+	if token == "" {
+		return mux
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="fraudwatch"`)
+			writeJSON(w, http.StatusUnauthorized, errorJSON{"missing or wrong bearer token: send Authorization: Bearer <token>"})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

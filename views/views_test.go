@@ -53,7 +53,7 @@ func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
 
 func TestUserQuery(t *testing.T) {
 	s, _, _ := newService(true)
-	rec := get(t, s.Handler(), "/v1/users/usr_456")
+	rec := get(t, s.Handler(""), "/v1/users/usr_456")
 	if rec.Code != 200 {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
@@ -79,7 +79,7 @@ func TestUserQueryErrors(t *testing.T) {
 		"/v1/alerts?limit=abc":               400,
 		"/v1/alerts?limit=5&user_id=usr_456": 200,
 	} {
-		if rec := get(t, s.Handler(), path); rec.Code != want {
+		if rec := get(t, s.Handler(""), path); rec.Code != want {
 			t.Errorf("%s: status %d, want %d (%s)", path, rec.Code, want, rec.Body)
 		}
 	}
@@ -87,12 +87,12 @@ func TestUserQueryErrors(t *testing.T) {
 
 func TestQueriesWaitForRecovery(t *testing.T) {
 	s, tb, _ := newService(false)
-	rec := get(t, s.Handler(), "/v1/users/usr_456")
+	rec := get(t, s.Handler(""), "/v1/users/usr_456")
 	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || strings.Contains(rec.Body.String(), "windows") {
 		t.Fatalf("during recovery: %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 	tb.recovered = true
-	if rec := get(t, s.Handler(), "/v1/users/usr_456"); rec.Code != 200 {
+	if rec := get(t, s.Handler(""), "/v1/users/usr_456"); rec.Code != 200 {
 		t.Fatalf("after recovery: %d", rec.Code)
 	}
 }
@@ -132,7 +132,7 @@ func TestRecentAlertMakesRiskHigh(t *testing.T) {
 	s, _, l := newService(true)
 	l.Add(alert("x", "usr_456"))
 	var u UserJSON
-	_ = json.Unmarshal(get(t, s.Handler(), "/v1/users/usr_456").Body.Bytes(), &u)
+	_ = json.Unmarshal(get(t, s.Handler(""), "/v1/users/usr_456").Body.Bytes(), &u)
 	if u.Risk.Level != "high" || u.Risk.Score != 100 || len(u.Alerts) != 1 {
 		t.Fatalf("risk %+v alerts %d", u.Risk, len(u.Alerts))
 	}
@@ -140,7 +140,7 @@ func TestRecentAlertMakesRiskHigh(t *testing.T) {
 
 func FuzzUserQuery(f *testing.F) {
 	s, _, _ := newService(true)
-	h := s.Handler()
+	h := s.Handler("")
 	f.Add("usr_456", "5")
 	f.Add("%ff", "-1")
 	f.Fuzz(func(t *testing.T, id, limit string) {
@@ -159,4 +159,76 @@ func FuzzUserQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOpenAPIMatchesRoutes keeps openapi.json in step with the handlers.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(OpenAPI, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi version %q", doc.OpenAPI)
+	}
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented[strings.ToUpper(method)+" "+path] = true
+		}
+	}
+	s, _, _ := newService(true)
+	served := map[string]bool{}
+	for _, r := range s.routes() {
+		served[r.method+" "+r.pattern] = true
+		if !documented[r.method+" "+r.pattern] {
+			t.Errorf("%s %s is served but not in openapi.json", r.method, r.pattern)
+		}
+	}
+	for k := range documented {
+		if !served[k] {
+			t.Errorf("%s is in openapi.json but not served", k)
+		}
+	}
+	var users struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]json.RawMessage `json:"responses"`
+		} `json:"paths"`
+	}
+	_ = json.Unmarshal(OpenAPI, &users)
+	for _, code := range []string{"200", "400", "401", "404", "503"} {
+		if _, ok := users.Paths["/v1/users/{user_id}"]["get"].Responses[code]; !ok {
+			t.Errorf("GET /v1/users/{user_id} does not document %s", code)
+		}
+	}
+	rec := get(t, s.Handler(""), "/v1/openapi.json")
+	if rec.Code != 200 || !json.Valid(rec.Body.Bytes()) {
+		t.Fatalf("serving openapi.json: %d", rec.Code)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	s, _, _ := newService(true)
+	h := s.Handler("s3cret")
+	for name, tc := range map[string]struct {
+		header string
+		want   int
+	}{
+		"none":   {"", 401},
+		"wrong":  {"Bearer nope", 401},
+		"scheme": {"s3cret", 401},
+		"right":  {"Bearer s3cret", 200},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/v1/users/usr_456", nil)
+		if tc.header != "" {
+			req.Header.Set("Authorization", tc.header)
+		}
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want || (tc.want == 401 && rec.Header().Get("WWW-Authenticate") == "") {
+			t.Errorf("%s: status %d, want %d", name, rec.Code, tc.want)
+		}
+	}
 }

@@ -339,12 +339,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "", "directory for the view's LevelDB (a restart catches up from it)")
 	memory := fs.Bool("memory", false, "keep the view in memory instead (a restart replays the table)")
 	clientID := fs.String("client-id", "fraudwatch-serve", "Kafka client id")
+	token := fs.String("auth-token", "", "require Authorization: Bearer <token> on /v1/* (health and metrics stay open)")
 	log, pc, err := pf.parse(fs, args, stderr)
 	if err != nil {
 		return err
 	}
 	c := app.ServeConfig{Brokers: splitList(*brokers), DataDir: *dataDir, Memory: *memory, HTTPAddr: pc.HTTPAddr,
-		ClientID: *clientID, Rules: pc.Rules}
+		ClientID: *clientID, Rules: pc.Rules, AuthToken: *token}
 	if err := c.Validate(); err != nil {
 		return usageError{err}
 	}

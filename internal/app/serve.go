@@ -31,6 +31,8 @@ type ServeConfig struct {
 	HTTPAddr string
 	ClientID string
 	Rules    rules.Config
+	// AuthToken, when set, is required as "Authorization: Bearer <token>" on /v1/*.
+	AuthToken string
 }
 
 // Validate reports every problem at once.
@@ -93,13 +95,13 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	})
 	g.Go(func() error { return svc.Run(gctx) })
 	g.Go(func() error { return followAlerts(gctx, opts, alerts) })
-	g.Go(func() error { return serveHTTP(gctx, c.HTTPAddr, serveHandler(svc, env), env.Log) })
+	g.Go(func() error { return serveHTTP(gctx, c.HTTPAddr, serveHandler(svc, c.AuthToken, env), env.Log) })
 	return g.Wait()
 }
 
-func serveHandler(svc *views.Service, env Env) http.Handler {
+func serveHandler(svc *views.Service, token string, env Env) http.Handler {
 	mux := http.NewServeMux()
-	api := svc.Handler()
+	api := svc.Handler(token)
 	mux.Handle("GET /v1/alerts/stream", api) // long-lived: no timeout
 	mux.Handle("/v1/", http.TimeoutHandler(api, 10*time.Second, `{"error":"request timed out"}`))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
