@@ -16,10 +16,8 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
@@ -92,6 +90,9 @@ func NewProcessor(cfg ProcessConfig, env Env) (*Processor, error) {
 	if cfg.ClientID == "" {
 		cfg.ClientID = "fraudwatch"
 	}
+	if env.Log == nil {
+		env.Log = slog.New(slog.DiscardHandler)
+	}
 	return &Processor{cfg: cfg, env: env}, nil
 }
 
@@ -135,7 +136,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	newProc := func() (*goka.Processor, error) {
 		return d.NewProcessor(p.cfg.Brokers,
 			goka.WithClientID(p.cfg.ClientID),
-			goka.WithStorageBuilder(storage.BuilderWithOptions(filepath.Join(p.cfg.DataDir, "detector"), &opt.Options{})),
+			goka.WithStorageBuilder(levelDB(filepath.Join(p.cfg.DataDir, "detector"), log)),
 			goka.WithProducerBuilder(opts.ProducerBuilder()),
 			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder()),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -12,7 +13,6 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
@@ -62,6 +62,9 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	if c.ClientID == "" {
 		c.ClientID = "fraudwatch-serve"
 	}
+	if env.Log == nil {
+		env.Log = slog.New(slog.DiscardHandler)
+	}
 	opts := kafka.Options{Brokers: c.Brokers, ClientID: c.ClientID}
 	n, err := checkTopics(ctx, opts)
 	if err != nil {
@@ -69,7 +72,7 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	}
 	sb := storage.MemoryBuilder()
 	if !c.Memory {
-		sb = storage.BuilderWithOptions(filepath.Join(c.DataDir, "view"), &opt.Options{})
+		sb = levelDB(filepath.Join(c.DataDir, "view"), env.Log)
 	}
 	view, err := goka.NewView(c.Brokers, topics.DetectorTable(), codecs.State{},
 		goka.WithViewHasher(kafka.Hasher()),
