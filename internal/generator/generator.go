@@ -28,11 +28,14 @@ type Generator struct {
 	pending []string // user ids of a burst in progress
 }
 
-var (
-	currencies = []string{"ARS", "BRL", "USD", "MXN", "CLP", "EUR"}
-	countries  = []string{"AR", "BR", "US", "MX", "CL", "ES"}
-	merchants  = []string{"MercadoLibre", "Rappi", "Despegar", "Falabella", "Amazon", "Netflix", "Uber"}
-)
+// markets pairs a currency with its country; merchants are drawn independently.
+func markets() (currencies, countries [6]string) {
+	return [6]string{"ARS", "BRL", "USD", "MXN", "CLP", "EUR"}, [6]string{"AR", "BR", "US", "MX", "CL", "ES"}
+}
+
+func merchants() [7]string {
+	return [7]string{"MercadoLibre", "Rappi", "Despegar", "Falabella", "Amazon", "Netflix", "Uber"}
+}
 
 // New returns a generator.
 func New(cfg Config) *Generator {
@@ -70,13 +73,15 @@ func (g *Generator) Next(at time.Time) codecs.Txn {
 		user = UserID(g.r.IntN(g.cfg.Users))
 	}
 	g.n++
+	currencies, countries := markets()
+	ms := merchants()
 	i := g.r.IntN(len(currencies))
 	return codecs.Txn{
 		TransactionID: fmt.Sprintf("txn_%x_%d", g.cfg.Seed, g.n),
 		UserID:        user,
 		Amount:        float64(g.r.IntN(2000000)) / 100,
 		Currency:      currencies[i],
-		Merchant:      merchants[g.r.IntN(len(merchants))],
+		Merchant:      ms[g.r.IntN(len(ms))],
 		Country:       countries[i],
 		Timestamp:     at.UTC().Truncate(time.Millisecond),
 	}
