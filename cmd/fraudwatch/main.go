@@ -21,6 +21,7 @@ import (
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/app"
 	"github.com/fraudwatch/fraudwatch/internal/config"
+	"github.com/fraudwatch/fraudwatch/internal/kafka"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
 )
 
@@ -170,6 +171,20 @@ func newEnv(log *slog.Logger) app.Env {
 	return app.Env{Log: log, Registry: reg, Now: time.Now}
 }
 
+// securityFlags are the TLS and SASL flags of every command that talks to Kafka.
+func securityFlags(fs *flag.FlagSet) *kafka.Security {
+	s := new(kafka.Security)
+	fs.BoolVar(&s.TLS, "tls", false, "connect to Kafka over TLS")
+	fs.StringVar(&s.TLSCAFile, "tls-ca", "", "PEM file of CAs to trust (default: system roots)")
+	fs.StringVar(&s.TLSCertFile, "tls-cert", "", "client certificate PEM file (mutual TLS)")
+	fs.StringVar(&s.TLSKeyFile, "tls-key", "", "client key PEM file (mutual TLS)")
+	fs.BoolVar(&s.TLSInsecureSkipVerify, "tls-insecure-skip-verify", false, "do not verify the brokers' certificates (testing only)")
+	fs.StringVar(&s.SASLMechanism, "sasl-mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.StringVar(&s.SASLUser, "sasl-username", "", "SASL user")
+	fs.StringVar(&s.SASLPassword, "sasl-password", "", "SASL password (prefer FRAUDWATCH_SASL_PASSWORD)")
+	return s
+}
+
 // processFlags are the flags of every command that runs a processor.
 type processFlags struct {
 	rulesFile, mode, logLevel, httpAddr string
@@ -267,11 +282,12 @@ func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
 	dataDir := fs.String("data-dir", "", "directory for the local state (LevelDB per partition)")
 	clientID := fs.String("client-id", "fraudwatch", "Kafka client id")
+	sec := securityFlags(fs)
 	log, pc, err := pf.parse(fs, args, stderr)
 	if err != nil {
 		return err
 	}
-	pc.Brokers, pc.DataDir, pc.ClientID = splitList(*brokers), *dataDir, *clientID
+	pc.Brokers, pc.DataDir, pc.ClientID, pc.Security = splitList(*brokers), *dataDir, *clientID, *sec
 	p, err := app.NewProcessor(pc, newEnv(log))
 	if err != nil {
 		return usageError{err}
@@ -285,10 +301,12 @@ func runTopics(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	partitions := fs.Int("partitions", 12, "partitions per topic")
 	replication := fs.Int("replication", 1, "replication factor")
 	minISR := fs.Int("min-insync-replicas", 0, "min.insync.replicas for every topic (0: broker default)")
+	sec := securityFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	c := app.TopicsConfig{Brokers: splitList(*brokers), Partitions: *partitions, Replication: *replication, MinInsyncReplicas: *minISR}
+	c := app.TopicsConfig{Brokers: splitList(*brokers), Partitions: *partitions, Replication: *replication, MinInsyncReplicas: *minISR,
+		Security: *sec}
 	if err := c.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -305,6 +323,7 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 	count := fs.Int("count", 0, "generator: events to produce")
 	burst := fs.Int("burst-users", 10, "generator: users that burst (fraud)")
 	seed := fs.Uint64("seed", 1, "generator: random seed")
+	sec := securityFlags(fs)
 	// "fraudwatch produce -" reads standard input.
 	if len(args) > 0 && args[len(args)-1] == "-" {
 		args = append(args[:len(args)-1:len(args)-1], "--file", "-")
@@ -313,7 +332,7 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 		return err
 	}
 	c := app.ProduceConfig{Brokers: splitList(*brokers), File: *file, Key: *key, Rate: *rate, Users: *users, Count: *count,
-		BurstUsers: *burst, Seed: *seed}
+		BurstUsers: *burst, Seed: *seed, Security: *sec}
 	if err := c.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -325,10 +344,11 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
 	from := fs.Bool("from-beginning", false, "start at the oldest alert (default: only new ones)")
 	follow := fs.Bool("follow", false, "keep waiting for new alerts")
+	sec := securityFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	return app.Alerts(ctx, app.AlertsConfig{Brokers: splitList(*brokers), FromBeginning: *from, Follow: *follow}, stdout)
+	return app.Alerts(ctx, app.AlertsConfig{Brokers: splitList(*brokers), FromBeginning: *from, Follow: *follow, Security: *sec}, stdout)
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -340,12 +360,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	memory := fs.Bool("memory", false, "keep the view in memory instead (a restart replays the table)")
 	clientID := fs.String("client-id", "fraudwatch-serve", "Kafka client id")
 	token := fs.String("auth-token", "", "require Authorization: Bearer <token> on /v1/* (health and metrics stay open)")
+	sec := securityFlags(fs)
 	log, pc, err := pf.parse(fs, args, stderr)
 	if err != nil {
 		return err
 	}
 	c := app.ServeConfig{Brokers: splitList(*brokers), DataDir: *dataDir, Memory: *memory, HTTPAddr: pc.HTTPAddr,
-		ClientID: *clientID, Rules: pc.Rules, AuthToken: *token}
+		ClientID: *clientID, Rules: pc.Rules, AuthToken: *token, Security: *sec}
 	if err := c.Validate(); err != nil {
 		return usageError{err}
 	}

@@ -31,6 +31,7 @@ type TopicsConfig struct {
 	Partitions        int
 	Replication       int
 	MinInsyncReplicas int
+	Security          kafka.Security
 }
 
 // Validate reports every problem at once.
@@ -48,6 +49,9 @@ func (c TopicsConfig) Validate() error {
 	if c.MinInsyncReplicas < 0 || c.MinInsyncReplicas > c.Replication {
 		errs = append(errs, fmt.Errorf("--min-insync-replicas must be in 0..replication, got %d", c.MinInsyncReplicas))
 	}
+	if err := c.Security.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -56,13 +60,16 @@ func CreateTopics(ctx context.Context, c TopicsConfig, out io.Writer) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kafka.Options{Brokers: c.Brokers, ClientID: "fraudwatch-topics"}.FranzOpts()...)
+	cl, err := kgo.NewClient(kafka.Options{Brokers: c.Brokers, ClientID: "fraudwatch-topics", Security: c.Security}.FranzOpts()...)
 	if err != nil {
 		return fmt.Errorf("app: kafka client: %w", err)
 	}
 	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
 	created, err := topics.Create(ctx, kadm.NewClient(cl), topics.Spec{Partitions: int32(c.Partitions),
 		Replication: int16(c.Replication), MinInsyncReplicas: c.MinInsyncReplicas})
+	err = explainTimeout(ctx, err, c.Brokers)
 	names := make([]string, 0, len(created))
 	for n := range created {
 		names = append(names, n)
@@ -89,6 +96,7 @@ type ProduceConfig struct {
 	Count      int
 	BurstUsers int
 	Seed       uint64
+	Security   kafka.Security
 }
 
 // Validate reports every problem at once.
@@ -111,6 +119,9 @@ func (c ProduceConfig) Validate() error {
 			errs = append(errs, errors.New("--rate and --burst-users must be >= 0"))
 		}
 	}
+	if err := c.Security.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -120,7 +131,7 @@ func Produce(ctx context.Context, c ProduceConfig, stdin io.Reader, progress io.
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kafka.Options{Brokers: c.Brokers, ClientID: "fraudwatch-produce"}.FranzOpts(
+	cl, err := kgo.NewClient(kafka.Options{Brokers: c.Brokers, ClientID: "fraudwatch-produce", Security: c.Security}.FranzOpts(
 		kgo.DefaultProduceTopic(string(topics.Transactions)), kgo.ProducerLinger(5*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("app: kafka client: %w", err)
@@ -264,6 +275,7 @@ type AlertsConfig struct {
 	Brokers       []string
 	FromBeginning bool
 	Follow        bool
+	Security      kafka.Security
 }
 
 // Alerts prints alerts as JSON lines. Without Follow it stops at the end of
@@ -272,11 +284,14 @@ func Alerts(ctx context.Context, c AlertsConfig, out io.Writer) error {
 	if len(c.Brokers) == 0 {
 		return errors.New("no brokers: set --brokers or FRAUDWATCH_BROKERS")
 	}
+	if err := c.Security.Validate(); err != nil {
+		return err
+	}
 	start := kgo.NewOffset().AtEnd()
 	if c.FromBeginning {
 		start = kgo.NewOffset().AtStart()
 	}
-	opts := kafka.Options{Brokers: c.Brokers, ClientID: "fraudwatch-alerts"}
+	opts := kafka.Options{Brokers: c.Brokers, ClientID: "fraudwatch-alerts", Security: c.Security}
 	cl, err := kgo.NewClient(opts.FranzOpts(kgo.ConsumeTopics(string(topics.Alerts)), kgo.ConsumeResetOffset(start))...)
 	if err != nil {
 		return fmt.Errorf("app: kafka client: %w", err)

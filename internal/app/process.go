@@ -38,6 +38,7 @@ type ProcessConfig struct {
 	MaxBytes int
 	MaxSkew  time.Duration
 	HTTPAddr string // "" serves no HTTP
+	Security kafka.Security
 }
 
 // Validate reports every problem at once.
@@ -56,6 +57,9 @@ func (c ProcessConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("--max-skew must be >= 0, got %v", c.MaxSkew))
 	}
 	if err := c.Rules.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Security.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -102,7 +106,7 @@ func (p *Processor) Ready() bool { return p.ready.Load() }
 // Run checks the topics, then runs the processor until ctx is cancelled.
 // onReady is called once when it is ready.
 func (p *Processor) Run(ctx context.Context, onReady func()) error {
-	opts := kafka.Options{Brokers: p.cfg.Brokers, ClientID: p.cfg.ClientID}
+	opts := kafka.Options{Brokers: p.cfg.Brokers, ClientID: p.cfg.ClientID, Security: p.cfg.Security}
 	n, err := checkTopics(ctx, opts)
 	if err != nil {
 		return err
@@ -232,7 +236,22 @@ func checkTopics(ctx context.Context, opts kafka.Options) (int32, error) {
 		return 0, fmt.Errorf("app: kafka client: %w", err)
 	}
 	defer cl.Close()
-	return topics.Check(ctx, kadm.NewClient(cl), strings.Join(opts.Brokers, ","))
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	n, err := topics.Check(ctx, kadm.NewClient(cl), strings.Join(opts.Brokers, ","))
+	return n, explainTimeout(ctx, err, opts.Brokers)
+}
+
+// adminTimeout bounds topic checks and creation: wrong brokers or credentials
+// make Kafka clients retry forever.
+const adminTimeout = 30 * time.Second
+
+func explainTimeout(ctx context.Context, err error, brokers []string) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no answer from Kafka at %s within %v: check --brokers and the TLS/SASL settings: %w",
+			strings.Join(brokers, ","), adminTimeout, err)
+	}
+	return err
 }
 
 // serveHTTP serves h on addr until ctx is cancelled, then shuts down.

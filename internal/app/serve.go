@@ -33,6 +33,7 @@ type ServeConfig struct {
 	Rules    rules.Config
 	// AuthToken, when set, is required as "Authorization: Bearer <token>" on /v1/*.
 	AuthToken string
+	Security  kafka.Security
 }
 
 // Validate reports every problem at once.
@@ -50,6 +51,9 @@ func (c ServeConfig) Validate() error {
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Security.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -65,7 +69,7 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	if env.Log == nil {
 		env.Log = slog.New(slog.DiscardHandler)
 	}
-	opts := kafka.Options{Brokers: c.Brokers, ClientID: c.ClientID}
+	opts := kafka.Options{Brokers: c.Brokers, ClientID: c.ClientID, Security: c.Security}
 	n, err := checkTopics(ctx, opts)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ type Options struct {
 	ClientID string
 	// FlushFrequency is how long the producer may wait to batch records.
 	FlushFrequency time.Duration
+	Security       Security
 }
 
 // Sarama returns a new sarama config for goka: acks=all, idempotent producer
@@ -60,6 +61,7 @@ func (o Options) Sarama() *sarama.Config {
 	c.Producer.Compression = sarama.CompressionSnappy
 	c.Metadata.Retry.Max = 10
 	c.Metadata.Retry.Backoff = 500 * time.Millisecond
+	o.Security.applySarama(c)
 	return c
 }
 

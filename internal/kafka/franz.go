@@ -13,5 +13,6 @@ func (o Options) FranzOpts(extra ...kgo.Opt) []kgo.Opt {
 		kgo.ClientID(o.ClientID),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 	}
+	opts = append(opts, o.Security.franzOpts()...)
 	return append(opts, extra...)
 }
