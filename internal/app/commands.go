@@ -36,10 +36,7 @@ type TopicsConfig struct {
 
 // Validate reports every problem at once.
 func (c TopicsConfig) Validate() error {
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("no brokers: set --brokers or FRAUDWATCH_BROKERS"))
-	}
+	errs := kafkaErrors(c.Brokers, c.Security)
 	if c.Partitions < 1 || c.Partitions > 10000 {
 		errs = append(errs, fmt.Errorf("--partitions must be in 1..10000, got %d", c.Partitions))
 	}
@@ -48,9 +45,6 @@ func (c TopicsConfig) Validate() error {
 	}
 	if c.MinInsyncReplicas < 0 || c.MinInsyncReplicas > c.Replication {
 		errs = append(errs, fmt.Errorf("--min-insync-replicas must be in 0..replication, got %d", c.MinInsyncReplicas))
-	}
-	if err := c.Security.Validate(); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -101,10 +95,7 @@ type ProduceConfig struct {
 
 // Validate reports every problem at once.
 func (c ProduceConfig) Validate() error {
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("no brokers: set --brokers or FRAUDWATCH_BROKERS"))
-	}
+	errs := kafkaErrors(c.Brokers, c.Security)
 	if c.Key != "none" && c.Key != "user_id" {
 		errs = append(errs, fmt.Errorf("--key must be none or user_id, got %q", c.Key))
 	}
@@ -118,9 +109,6 @@ func (c ProduceConfig) Validate() error {
 		if c.Rate < 0 || c.BurstUsers < 0 {
 			errs = append(errs, errors.New("--rate and --burst-users must be >= 0"))
 		}
-	}
-	if err := c.Security.Validate(); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -281,10 +269,7 @@ type AlertsConfig struct {
 // Alerts prints alerts as JSON lines. Without Follow it stops at the end of
 // the topic as it was when it started.
 func Alerts(ctx context.Context, c AlertsConfig, out io.Writer) error {
-	if len(c.Brokers) == 0 {
-		return errors.New("no brokers: set --brokers or FRAUDWATCH_BROKERS")
-	}
-	if err := c.Security.Validate(); err != nil {
+	if err := errors.Join(kafkaErrors(c.Brokers, c.Security)...); err != nil {
 		return err
 	}
 	start := kgo.NewOffset().AtEnd()

@@ -43,10 +43,7 @@ type ProcessConfig struct {
 
 // Validate reports every problem at once.
 func (c ProcessConfig) Validate() error {
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("no brokers: set --brokers or FRAUDWATCH_BROKERS"))
-	}
+	errs := kafkaErrors(c.Brokers, c.Security)
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("no data dir: set --data-dir or FRAUDWATCH_DATA_DIR"))
 	}
@@ -57,9 +54,6 @@ func (c ProcessConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("--max-skew must be >= 0, got %v", c.MaxSkew))
 	}
 	if err := c.Rules.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Security.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -210,10 +204,7 @@ func (p *Processor) supervise(ctx context.Context, newProc func() (*goka.Process
 // Handler serves /healthz, /readyz and /metrics.
 func (p *Processor) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintln(w, `{"status":"ok"}`)
-	})
+	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if !p.Ready() {
@@ -274,4 +265,22 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	err = srv.Shutdown(sctx)
 	<-errc
 	return err
+}
+
+// kafkaErrors are the problems of the connection settings every command shares.
+func kafkaErrors(brokers []string, sec kafka.Security) []error {
+	var errs []error
+	if len(brokers) == 0 {
+		errs = append(errs, errors.New("no brokers: set --brokers or FRAUDWATCH_BROKERS"))
+	}
+	if err := sec.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// healthz answers that the process is alive.
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintln(w, `{"status":"ok"}`)
 }

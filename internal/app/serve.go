@@ -38,10 +38,7 @@ type ServeConfig struct {
 
 // Validate reports every problem at once.
 func (c ServeConfig) Validate() error {
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("no brokers: set --brokers or FRAUDWATCH_BROKERS"))
-	}
+	errs := kafkaErrors(c.Brokers, c.Security)
 	if c.DataDir == "" && !c.Memory {
 		errs = append(errs, errors.New("no data dir: set --data-dir (or --memory)"))
 	}
@@ -49,9 +46,6 @@ func (c ServeConfig) Validate() error {
 		errs = append(errs, errors.New("no HTTP address: set --http"))
 	}
 	if err := c.Rules.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Security.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -111,10 +105,7 @@ func serveHandler(svc *views.Service, token string, env Env) http.Handler {
 	api := svc.Handler(token)
 	mux.Handle("GET /v1/alerts/stream", api) // long-lived: no timeout
 	mux.Handle("/v1/", http.TimeoutHandler(api, 10*time.Second, `{"error":"request timed out"}`))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintln(w, `{"status":"ok"}`)
-	})
+	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		p := svc.Progress()
 		code := http.StatusOK
