@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
@@ -13,27 +14,64 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
+// levelDBOptions make every detectable corruption an open error. goleveldb's
+// default drops a corrupt journal block and goes on with the blocks after it;
+// goka keeps its changelog offset in the same database, so a dropped block
+// could lose a state write while a later offset write survives, and the
+// partition would then never be replayed. Strict, a corrupt partition fails
+// to open and is rebuilt from the changelog instead.
+var levelDBOptions = opt.Options{Strict: opt.DefaultStrict | opt.StrictJournal | opt.StrictManifest}
+
 // levelDB builds one LevelDB per table partition under dir. A partition whose
 // files are corrupt or incomplete is deleted and reopened empty: goka then
-// rebuilds it from the changelog, which holds the same state. Other open
-// errors (a lock held by another process, permissions) are returned as they
-// are, never "repaired".
+// rebuilds it from the changelog, which holds the same state. Opening reads
+// every block once to verify its checksum, since a damaged table file is
+// otherwise only noticed when a key in it is read. Other open errors (a lock
+// held by another process, permissions) are returned as they are, never
+// "repaired".
 func levelDB(dir string, log *slog.Logger) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
-		db, err := leveldb.OpenFile(path, &opt.Options{})
-		var missing *lerrors.ErrMissingFiles
-		if err != nil && (lerrors.IsCorrupted(err) || errors.As(err, &missing)) {
+		db, err := openVerified(path, log)
+		if isCorrupt(err) {
 			log.Warn("local state is corrupt; deleting it and rebuilding the partition from the changelog",
 				"path", path, "topic", topic, "partition", partition, "err", err)
 			if rerr := os.RemoveAll(path); rerr != nil {
 				return nil, fmt.Errorf("app: removing corrupt local state %s: %w", path, rerr)
 			}
-			db, err = leveldb.OpenFile(path, &opt.Options{})
+			db, err = leveldb.OpenFile(path, &levelDBOptions)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("app: opening local state %s: %w", path, err)
 		}
 		return storage.New(db)
 	}
+}
+
+func isCorrupt(err error) bool {
+	var missing *lerrors.ErrMissingFiles
+	return err != nil && (lerrors.IsCorrupted(err) || errors.As(err, &missing))
+}
+
+// openVerified opens path and reads it through once.
+func openVerified(path string, log *slog.Logger) (*leveldb.DB, error) {
+	db, err := leveldb.OpenFile(path, &levelDBOptions)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	it := db.NewIterator(nil, &opt.ReadOptions{Strict: opt.StrictBlockChecksum | opt.StrictReader})
+	n := 0
+	for it.Next() {
+		n++
+	}
+	it.Release()
+	if err := it.Error(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if n > 0 {
+		log.Debug("verified local state", "path", path, "keys", n, "took", time.Since(start))
+	}
+	return db, nil
 }

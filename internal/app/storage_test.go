@@ -2,11 +2,15 @@ package app
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 func TestCorruptLevelDBIsRebuilt(t *testing.T) {
@@ -63,4 +67,78 @@ func TestLockedLevelDBIsNotDeleted(t *testing.T) {
 	if v, _ := st.Get("k"); string(v) != "v" {
 		t.Fatalf("locked partition lost its data: %q", v)
 	}
+}
+
+// TestDamagedFilesAreRebuilt damages each kind of LevelDB file of a closed
+// partition; every damage must be detected at open and the partition rebuilt.
+func TestDamagedFilesAreRebuilt(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		compact bool // move the data into a table file first
+		glob    string
+		damage  func(path string) error
+	}{
+		{"journal bytes flipped", false, "*.log", flipMiddle},
+		{"table bytes flipped", true, "*.ldb", flipMiddle},
+		{"table deleted", true, "*.ldb", os.Remove},
+		{"manifest truncated", true, "MANIFEST-*", func(p string) error { return os.Truncate(p, 10) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var logs bytes.Buffer
+			db, err := leveldb.OpenFile(filepath.Join(dir, "table.0"), &levelDBOptions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2000 {
+				if err := db.Put(fmt.Appendf(nil, "usr_%04d", i), bytes.Repeat([]byte{byte(i)}, 100), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.compact {
+				if err := db.CompactRange(util.Range{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			b := levelDB(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+			files, _ := filepath.Glob(filepath.Join(dir, "table.0", tc.glob))
+			if len(files) == 0 {
+				t.Fatalf("no %s file to damage", tc.glob)
+			}
+			for _, f := range files {
+				if err := tc.damage(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := b("table", 0)
+			if err != nil {
+				t.Fatalf("damaged state was not rebuilt: %v", err)
+			}
+			defer st.Close()
+			if v, _ := st.Get("usr_0001"); v != nil {
+				t.Fatalf("damaged partition kept data %q", v)
+			}
+			if !strings.Contains(logs.String(), "local state is corrupt") {
+				t.Fatalf("no log line saying so: %s", logs.String())
+			}
+		})
+	}
+}
+
+// flipMiddle inverts 64 bytes in the middle of a file.
+func flipMiddle(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if len(b) < 256 {
+		return fmt.Errorf("%s has only %d bytes", path, len(b))
+	}
+	for i := len(b) / 2; i < len(b)/2+64; i++ {
+		b[i] ^= 0xff
+	}
+	return os.WriteFile(path, b, 0o644)
 }
