@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,8 +24,6 @@ import (
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/app"
 	"github.com/fraudwatch/fraudwatch/internal/broker"
-	"github.com/fraudwatch/fraudwatch/internal/generator"
-	"github.com/fraudwatch/fraudwatch/internal/kafka"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
 	"github.com/fraudwatch/fraudwatch/internal/testkafka"
 	"github.com/fraudwatch/fraudwatch/internal/topics"
@@ -70,157 +66,6 @@ func runChild() int {
 func processConfig(brokers []string, dir string) app.ProcessConfig {
 	return app.ProcessConfig{Brokers: brokers, DataDir: dir, ClientID: "test", Rules: rules.Default(),
 		MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute}
-}
-
-// truth is what the processors must end up with.
-type truth struct {
-	users  map[string]map[string]float64 // user -> txn id -> amount
-	alerts map[string]bool               // expected alert ids
-	events int
-}
-
-// workload makes n valid transactions of users with bursts, all within 80
-// seconds of event time (nothing is late or evicted whatever the order).
-func workload(n int, seed uint64) ([]codecs.Txn, truth) {
-	gen := generator.New(generator.Config{Users: n / 5, BurstUsers: n / 400, BurstShare: 0.02, Seed: seed})
-	r := rand.New(rand.NewPCG(seed, 7))
-	base := time.Now().Add(-10 * time.Minute).Truncate(time.Minute)
-	tr := truth{users: map[string]map[string]float64{}, alerts: map[string]bool{}, events: n}
-	windows := map[string]int{}
-	cfg := rules.Default()
-	txns := make([]codecs.Txn, n)
-	for i := range txns {
-		t := gen.Next(base.Add(time.Duration(r.IntN(80_000)) * time.Millisecond))
-		txns[i] = t
-		if tr.users[t.UserID] == nil {
-			tr.users[t.UserID] = map[string]float64{}
-		}
-		tr.users[t.UserID][t.TransactionID] = t.Amount
-		start := cfg.TumblingStart(t.Timestamp.UnixNano())
-		k := fmt.Sprintf("%s|%d", t.UserID, start)
-		windows[k]++
-		if windows[k] == cfg.Velocity.MaxTxns+1 {
-			tr.alerts[rules.AlertID(t.UserID, rules.RuleVelocity, start, start+int64(cfg.Size))] = true
-		}
-	}
-	return txns, tr
-}
-
-// produce writes txns; keyedEvery > 0 keys every keyedEvery-th record by
-// user_id with franz-go's default (murmur2) partitioner. It checks that keyed
-// records land where fraudwatch's hasher says.
-func produce(t *testing.T, c *testkafka.Cluster, txns []codecs.Txn, keyedEvery int, partitions int32, rate float64) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.DefaultProduceTopic(string(topics.Transactions)),
-		kgo.ProducerLinger(2*time.Millisecond))
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer cl.Close()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	start := time.Now()
-	for i, txn := range txns {
-		if rate > 0 {
-			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
-				time.Sleep(d)
-			}
-		}
-		v, _ := txn.MarshalJSON()
-		rec := &kgo.Record{Value: v}
-		if keyedEvery > 0 && i%keyedEvery == 0 {
-			rec.Key = []byte(txn.UserID)
-		}
-		wg.Add(1)
-		cl.Produce(context.Background(), rec, func(r *kgo.Record, err error) {
-			defer wg.Done()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-			} else if r.Key != nil && r.Partition != kafka.Murmur2Partition(r.Key, partitions) {
-				errs = append(errs, fmt.Errorf("keyed record for %s on partition %d, murmur2 says %d", r.Key, r.Partition,
-					kafka.Murmur2Partition(r.Key, partitions)))
-			}
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Errorf("produce: %d errors, first: %v", len(errs), errs[0])
-	}
-}
-
-// verify compares the table and the alerts with the truth and logs the figures.
-func verify(t *testing.T, c *testkafka.Cluster, tr truth, partitions int32, alive func() error) {
-	t.Helper()
-	testkafka.Eventually(t, 5*time.Minute, func() error {
-		if err := alive(); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return c.CaughtUp(ctx)
-	})
-	table := c.Table(t)
-	var lost, double, extra int
-	for user, want := range tr.users {
-		st := table[user]
-		got := map[string]int{}
-		sum := 0.0
-		if st != nil {
-			for _, e := range st.Events {
-				got[e.ID]++
-				sum += e.Amount
-			}
-		}
-		wantSum := 0.0
-		for id, amt := range want {
-			wantSum += amt
-			switch got[id] {
-			case 0:
-				lost++
-			case 1:
-			default:
-				double += got[id] - 1
-			}
-		}
-		for id := range got {
-			if _, ok := want[id]; !ok {
-				extra++
-			}
-		}
-		if st != nil && math.Abs(sum-wantSum) > 1e-6*math.Max(1, wantSum) {
-			t.Errorf("user %s: sum %v, want %v", user, sum, wantSum)
-		}
-	}
-	if len(table) != len(tr.users) {
-		t.Errorf("table has %d users, want %d", len(table), len(tr.users))
-	}
-	for _, r := range c.ReadAll(t, string(topics.DetectorTable())) {
-		if p := kafka.Murmur2Partition([]byte(r.Key), partitions); p != r.Partition {
-			t.Fatalf("table key %s on partition %d, murmur2 says %d", r.Key, r.Partition, p)
-		}
-	}
-	alerts, counts := c.Alerts(t)
-	dups, missing, unexpected := 0, 0, 0
-	for id, n := range counts {
-		dups += n - 1
-		if !tr.alerts[id] {
-			unexpected++
-		}
-	}
-	for id := range tr.alerts {
-		if alerts[id] == nil {
-			missing++
-		}
-	}
-	t.Logf("figures: events=%d users=%d lost=%d double_counted=%d unknown=%d alerts_expected=%d alerts_seen=%d alerts_missing=%d alerts_unexpected=%d alert_records_duplicate=%d",
-		tr.events, len(tr.users), lost, double, extra, len(tr.alerts), len(alerts), missing, unexpected, dups)
-	if lost+double+extra+missing+unexpected > 0 {
-		t.Fatalf("not exact: lost=%d double=%d unknown=%d alerts missing=%d unexpected=%d", lost, double, extra, missing, unexpected)
-	}
 }
 
 // instance is one in-process processor.
@@ -267,7 +112,7 @@ func scale(short, full int) int {
 func TestChurnExact(t *testing.T) {
 	const partitions = 6
 	c := testkafka.Start(t, partitions)
-	txns, tr := workload(scale(20_000, 100_000), 1)
+	events, tr := testkafka.Workload(scale(20_000, 100_000), 1, 0.005)
 	root := t.TempDir()
 	insts := make([]*instance, 3)
 	for i := range insts {
@@ -276,7 +121,7 @@ func TestChurnExact(t *testing.T) {
 	produced := make(chan struct{})
 	go func() {
 		defer close(produced)
-		produce(t, c, txns, 3, partitions, float64(scale(2000, 5000)))
+		c.Produce(t, events, 3, partitions, float64(scale(2000, 5000)))
 	}()
 	r := rand.New(rand.NewPCG(3, 4))
 	restarts, wiped := 0, 0
@@ -299,7 +144,7 @@ func TestChurnExact(t *testing.T) {
 		}
 	}
 	t.Logf("churn: %d restarts, %d on an empty disk", restarts, wiped)
-	verify(t, c, tr, partitions, func() error { return nil })
+	c.Verify(t, tr, partitions, func() error { return nil })
 	for _, in := range insts {
 		in.stop(t)
 	}
@@ -351,7 +196,7 @@ func (ch *child) exitErr() error {
 func TestCrashKill9(t *testing.T) {
 	const partitions = 4
 	c := testkafka.Start(t, partitions)
-	txns, tr := workload(scale(10_000, 50_000), 2)
+	events, tr := testkafka.Workload(scale(10_000, 50_000), 2, 0.005)
 	root := t.TempDir()
 	kids := []*child{startChild(t, c.Brokers, filepath.Join(root, "a")), startChild(t, c.Brokers, filepath.Join(root, "b"))}
 	t.Cleanup(func() {
@@ -362,7 +207,7 @@ func TestCrashKill9(t *testing.T) {
 	produced := make(chan struct{})
 	go func() {
 		defer close(produced)
-		produce(t, c, txns, 2, partitions, float64(scale(1000, 2000)))
+		c.Produce(t, events, 2, partitions, float64(scale(1000, 2000)))
 	}()
 	kills := 0
 	plan := []string{"same", "empty", "same", "other", "same", "empty"}
@@ -387,7 +232,7 @@ func TestCrashKill9(t *testing.T) {
 		}
 	}
 	t.Logf("crash: %d SIGKILLs", kills)
-	verify(t, c, tr, partitions, func() error {
+	c.Verify(t, tr, partitions, func() error {
 		for _, k := range kids {
 			if err := k.exitErr(); err != nil {
 				return err
@@ -627,10 +472,10 @@ func TestServeUserStateAndAlerts(t *testing.T) {
 func TestCorruptLocalStateRebuildsExact(t *testing.T) {
 	const partitions = 3
 	c := testkafka.Start(t, partitions)
-	txns, tr := workload(scale(4_000, 10_000), 5)
+	events, tr := testkafka.Workload(scale(4_000, 10_000), 5, 0.005)
 	dir := t.TempDir()
 	in := startInstance(t, c.Brokers, dir)
-	produce(t, c, txns[:len(txns)/2], 2, partitions, 0)
+	c.Produce(t, events[:len(events)/2], 2, partitions, 0)
 	testkafka.Eventually(t, 2*time.Minute, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -649,6 +494,6 @@ func TestCorruptLocalStateRebuildsExact(t *testing.T) {
 	t.Logf("corrupted %d LevelDB manifests", len(manifests))
 	in = startInstance(t, c.Brokers, dir)
 	defer in.stop(t)
-	produce(t, c, txns[len(txns)/2:], 2, partitions, 0)
-	verify(t, c, tr, partitions, func() error { return nil })
+	c.Produce(t, events[len(events)/2:], 2, partitions, 0)
+	c.Verify(t, tr, partitions, func() error { return nil })
 }
