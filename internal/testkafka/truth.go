@@ -249,4 +249,3 @@ func (c *Cluster) Verify(t testing.TB, tr Truth, partitions int32, alive func() 
 	}
 	return f
 }
-
