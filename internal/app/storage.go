@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lovoo/goka/storage"
@@ -48,14 +49,25 @@ func levelDB(dir string, log *slog.Logger) storage.Builder {
 	}
 }
 
+// errNoManifest: the directory holds a database whose manifest is gone.
+var errNoManifest = errors.New("app: local state has data files but no readable manifest")
+
 func isCorrupt(err error) bool {
 	var missing *lerrors.ErrMissingFiles
-	return err != nil && (lerrors.IsCorrupted(err) || errors.As(err, &missing))
+	return err != nil && (lerrors.IsCorrupted(err) || errors.As(err, &missing) || errors.Is(err, errNoManifest))
 }
 
-// openVerified opens path and reads it through once.
+// openVerified opens path and reads it through once. goleveldb creates a
+// new, empty database where CURRENT or the manifest it names is missing; when
+// the directory already holds a database, that is damage, not a first start.
 func openVerified(path string, log *slog.Logger) (*leveldb.DB, error) {
-	db, err := leveldb.OpenFile(path, &levelDBOptions)
+	o := levelDBOptions
+	existing := holdsDatabase(path)
+	o.ErrorIfMissing = existing
+	db, err := leveldb.OpenFile(path, &o)
+	if existing && errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %v", errNoManifest, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -74,4 +86,19 @@ func openVerified(path string, log *slog.Logger) (*leveldb.DB, error) {
 		log.Debug("verified local state", "path", path, "keys", n, "took", time.Since(start))
 	}
 	return db, nil
+}
+
+// holdsDatabase reports whether dir has any of LevelDB's database files.
+func holdsDatabase(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if n == "CURRENT" || strings.HasPrefix(n, "MANIFEST-") || strings.HasSuffix(n, ".ldb") || strings.HasSuffix(n, ".log") {
+			return true
+		}
+	}
+	return false
 }

@@ -82,6 +82,9 @@ func TestDamagedFilesAreRebuilt(t *testing.T) {
 		{"table bytes flipped", true, "*.ldb", flipMiddle},
 		{"table deleted", true, "*.ldb", os.Remove},
 		{"manifest truncated", true, "MANIFEST-*", func(p string) error { return os.Truncate(p, 10) }},
+		{"manifest deleted", true, "MANIFEST-*", os.Remove},
+		{"current names no manifest", false, "CURRENT", func(p string) error { return os.WriteFile(p, []byte("MANIFEST-999999\n"), 0o644) }},
+		{"current deleted", true, "CURRENT", os.Remove},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

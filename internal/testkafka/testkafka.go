@@ -67,7 +67,12 @@ func Start(t *testing.T, partitions int32) *Cluster {
 	if Real() {
 		c.reset(t, ctx)
 	}
-	if _, err := topics.Create(ctx, c.adm, topics.Spec{Partitions: partitions, Replication: replication}); err != nil {
+	spec := topics.Spec{Partitions: partitions, Replication: replication}
+	if replication >= 3 {
+		// as in production: a write survives the loss of any one broker
+		spec.MinInsyncReplicas = 2
+	}
+	if _, err := topics.Create(ctx, c.adm, spec); err != nil {
 		t.Fatal(err)
 	}
 	// A real cluster creates topics asynchronously: wait until every
@@ -276,4 +281,46 @@ func (c *Cluster) DeadLetters(t testing.TB) []*codecs.DeadLetterRecord {
 		out = append(out, v.(*codecs.DeadLetterRecord))
 	}
 	return out
+}
+
+// Diagnose logs the detector group's state, members, assignments and lag:
+// what a test needs to see when the group does not catch up.
+func (c *Cluster) Diagnose(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	groups, err := c.adm.DescribeGroups(ctx, string(topics.Detector))
+	if err != nil {
+		t.Logf("diagnose: describe group: %v", err)
+		return
+	}
+	for _, g := range groups {
+		t.Logf("diagnose: group %s state=%s protocol=%s members=%d err=%v", g.Group, g.State, g.Protocol, len(g.Members), g.Err)
+		for _, m := range g.Members {
+			var parts []string
+			if a, ok := m.Assigned.AsConsumer(); ok {
+				for _, tp := range a.Topics {
+					parts = append(parts, fmt.Sprintf("%s%v", tp.Topic, tp.Partitions))
+				}
+			}
+			t.Logf("diagnose:   member %s client=%s host=%s assigned=%s", m.MemberID, m.ClientID, m.ClientHost, strings.Join(parts, " "))
+		}
+	}
+	lags, err := c.adm.Lag(ctx, string(topics.Detector))
+	if err != nil {
+		t.Logf("diagnose: lag: %v", err)
+		return
+	}
+	lags.Each(func(l kadm.DescribedGroupLag) {
+		for _, tl := range l.Lag.Sorted() {
+			if tl.Lag > 0 || tl.Err != nil {
+				member := "none"
+				if tl.Member != nil {
+					member = tl.Member.MemberID
+				}
+				t.Logf("diagnose:   %s/%d committed=%d end=%d lag=%d member=%s err=%v", tl.Topic, tl.Partition,
+					tl.Commit.At, tl.End.Offset, tl.Lag, member, tl.Err)
+			}
+		}
+	})
 }
