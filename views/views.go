@@ -1,10 +1,15 @@
 // Package views answers "what is this user's risk state right now?" from goka
 // Views of the detector's group table ("fraudwatch-detector-table", one
 // rules.State per user_id), plus a bounded in-memory log of recent alerts read
-// from "fraud_alerts". It serves the versioned HTTP API.
+// from "fraud_alerts". It serves the versioned HTTP API and the dashboard
+// (a static page embedded in the binary that reads that API).
 //
 // Queries are gated on recovery: until every partition of the view caught up
 // with the table, /v1/users answers 503 with Retry-After, never a partial state.
+//
+// Per partition it tracks the next table offset the view applies (through the
+// view's update callback), the table's end offset, restore progress and
+// staleness; /v1/partitions and the metrics report them.
 package views
 
 import (

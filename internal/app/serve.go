@@ -117,6 +117,7 @@ func serveHandler(svc *views.Service, token string, env Env) http.Handler {
 	api := svc.Handler(token)
 	mux.Handle("GET /v1/alerts/stream", api) // long-lived: no timeout
 	mux.Handle("/v1/", http.TimeoutHandler(api, 10*time.Second, `{"error":"request timed out"}`))
+	mux.Handle("/", views.Dashboard())
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		p := svc.Progress()
