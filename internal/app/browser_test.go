@@ -165,10 +165,12 @@ func TestBrowserDashboard(t *testing.T) {
 			Currency: "EUR", Country: "DE", Timestamp: at.Add(time.Duration(i) * time.Second)})
 	}
 	produce(t, &testkafka.Cluster{Brokers: brokers}, burst, 1, 3, 0)
+	produced := time.Now()
 	alertID := rules.AlertID(user, rules.RuleVelocity, at.UnixNano(), at.Add(time.Minute).UnixNano())
 
 	step("the alert appears in the live feed", time.Minute,
 		chromedp.WaitVisible(chromedp.CSS(`#alert-feed li[data-alert-id="`+alertID+`"]`)))
+	t.Logf("figures: burst acked -> alert visible in the browser feed: %v", time.Since(produced).Round(time.Millisecond))
 	feed, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(`#alert-feed li[data-alert-id="`+alertID+`"]`)))
 	if err != nil || !strings.Contains(feed, user) || !strings.Contains(strings.ToLower(feed), "velocity") {
 		t.Fatalf("feed item %q (%v)", feed, err)
@@ -218,6 +220,23 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", shot)
+
+	// dev serves the metrics of both components on one registry.
+	m, err := scrape(t, addr, "fraudwatch_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{
+		`fraudwatch_consumer_lag{component="process",partition="0",topic="transactions"}`,
+		`fraudwatch_consumer_lag{component="serve",partition="0",topic="fraudwatch-detector-table"}`,
+		`fraudwatch_restore_eta_seconds{component="process"}`,
+		`fraudwatch_restore_eta_seconds{component="serve"}`,
+		`fraudwatch_view_staleness_seconds{component="serve"}`,
+	} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("dev /metrics has no %s", k)
+		}
+	}
 }
 
 // TestBrowserDashboardWithToken: with --auth-token the page still loads (it

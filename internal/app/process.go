@@ -158,7 +158,9 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.supervise(gctx, newProc, n, onReady) })
-	g.Go(func() error { return p.watch(gctx, opts, telemetry.NewPartitions(reg)) })
+	if reg != nil { // nobody would read the figures
+		g.Go(func() error { return p.watch(gctx, opts, telemetry.NewPartitions(reg)) })
+	}
 	if p.cfg.HTTPAddr != "" {
 		g.Go(func() error { return serveHTTP(gctx, p.cfg.HTTPAddr, p.Handler(), log) })
 	}
