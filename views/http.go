@@ -27,7 +27,9 @@ type WindowJSON struct {
 	Countries        []string           `json:"countries"`
 }
 
-// Freshness says where the answer comes from.
+// Freshness says where the answer comes from: the table partition of the
+// user, and the next offset of it the view reads; the state answered
+// includes every table record before Offset.
 type Freshness struct {
 	Partition int32 `json:"partition"`
 	Offset    int64 `json:"offset"`
@@ -64,6 +66,7 @@ func (s *Service) routes() []route {
 		{"GET", "/v1/users/{user_id}", s.getUser},
 		{"GET", "/v1/alerts", s.getAlerts},
 		{"GET", "/v1/alerts/stream", s.streamAlerts},
+		{"GET", "/v1/partitions", s.getPartitions},
 		{"GET", "/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(OpenAPI)
@@ -114,6 +117,10 @@ func (s *Service) getUser(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorJSON{"user_id is not valid UTF-8"})
 		return
 	}
+	// The offset is read before the state, so the state holds at least
+	// every record before it.
+	part := kafka.Murmur2Partition([]byte(id), max(s.cfg.Partitions, 1))
+	offset, ok := s.applied.Next(part)
 	st, err := s.User(id)
 	switch {
 	case err == ErrNotRecovered:
@@ -128,10 +135,10 @@ func (s *Service) getUser(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, errorJSON{"internal error"})
 		return
 	}
-	ws := s.rules.Windows(*st)
+	ws := s.cfg.Rules.Windows(*st)
 	recent := s.alerts.Recent(id, 20)
 	out := UserJSON{UserID: id, Windows: []WindowJSON{}, Alerts: recent,
-		Risk: Score(s.rules, ws, recent)}
+		Risk: Score(s.cfg.Rules, ws, recent)}
 	for _, w := range ws {
 		c := w.Countries
 		if c == nil {
@@ -144,9 +151,8 @@ func (s *Service) getUser(w http.ResponseWriter, r *http.Request) {
 		t := time.Unix(0, st.StreamTime).UTC()
 		out.StreamTime = &t
 	}
-	part := kafka.Murmur2Partition([]byte(id), max(s.partitions, 1))
-	out.Freshness = Freshness{Partition: part, Recovered: true}
-	if p := s.Progress(); int(part) < len(p.Partitions) {
+	out.Freshness = Freshness{Partition: part, Offset: offset, Recovered: true}
+	if p := s.Progress(); !ok && int(part) < len(p.Partitions) {
 		out.Freshness.Offset = p.Partitions[part].Offset
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -197,4 +203,8 @@ func (s *Service) streamAlerts(w http.ResponseWriter, r *http.Request) {
 		}
 		fl.Flush()
 	}
+}
+
+func (s *Service) getPartitions(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Progress())
 }

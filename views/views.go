@@ -1,10 +1,15 @@
 // Package views answers "what is this user's risk state right now?" from goka
 // Views of the detector's group table ("fraudwatch-detector-table", one
 // rules.State per user_id), plus a bounded in-memory log of recent alerts read
-// from "fraud_alerts". It serves the versioned HTTP API.
+// from "fraud_alerts". It serves the versioned HTTP API and the dashboard
+// (a static page embedded in the binary that reads that API).
 //
 // Queries are gated on recovery: until every partition of the view caught up
 // with the table, /v1/users answers 503 with Retry-After, never a partial state.
+//
+// Per partition it tracks the next table offset the view applies (through the
+// view's update callback), the table's end offset, restore progress and
+// staleness; /v1/partitions and the metrics report them.
 package views
 
 import (
@@ -17,9 +22,11 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/telemetry"
 	"github.com/fraudwatch/fraudwatch/internal/topics"
 )
 
@@ -30,47 +37,102 @@ type Table interface {
 	Stats(ctx context.Context) *goka.ViewStats
 }
 
+// EndOffsets returns the end offset (high-water mark) of every partition of
+// the table topic.
+type EndOffsets func(ctx context.Context) (map[int32]int64, error)
+
+// Config is what the service answers with.
+type Config struct {
+	Rules rules.Config
+	// Partitions is the partition count of the table.
+	Partitions int32
+}
+
+// Deps are the service's collaborators. Only Table and Alerts are required.
+type Deps struct {
+	Table  Table
+	Alerts *AlertLog
+	// Applied, when the view was built with its Callback, gives the exact
+	// offsets applied; without it they come from goka's recovery stats.
+	Applied *Applied
+	// Ends, when set, gives live end offsets: lag and staleness need them.
+	Ends    EndOffsets
+	Metrics *Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
 // Service holds the view and the recent alerts.
 type Service struct {
-	table      Table
-	rules      rules.Config
-	partitions int32
-	alerts     *AlertLog
-	log        *slog.Logger
-	now        func() time.Time
+	cfg     Config
+	table   Table
+	alerts  *AlertLog
+	applied *Applied
+	ends    EndOffsets
+	metrics *Metrics
+	log     *slog.Logger
+	now     func() time.Time
+	started time.Time
+
+	// refresh state, owned by Run's goroutine
+	caughtUp []time.Time // per partition: when the view last held every record of the table
+	eta      telemetry.ETA
 
 	progress atomic.Pointer[Progress]
 }
 
-// Progress is the recovery state of every partition of the view.
+// Progress is the recovery and freshness state of every partition of the view.
 type Progress struct {
 	Recovered  bool                `json:"recovered"`
 	Partitions []PartitionProgress `json:"partitions"`
-	At         time.Time           `json:"at"`
+	// RemainingRecords is the sum of the partitions' Remaining.
+	RemainingRecords int64 `json:"remaining_records"`
+	// ETASeconds estimates when the restore ends: 0 when done, -1 unknown.
+	ETASeconds float64 `json:"eta_seconds"`
+	// StalenessSeconds is the largest of the partitions' staleness.
+	StalenessSeconds float64   `json:"staleness_seconds"`
+	At               time.Time `json:"at"`
 }
 
-// PartitionProgress is one partition's recovery.
+// PartitionProgress is one partition of the view.
 type PartitionProgress struct {
 	Partition int32 `json:"partition"`
-	Offset    int64 `json:"offset"`
-	Hwm       int64 `json:"hwm"`
+	// Status is goka's partition state: initializing, connecting,
+	// recovering, preparing, running or stopped.
+	Status string `json:"status"`
+	// Offset is the next table offset the view reads: every record of the
+	// partition before it is applied.
+	Offset int64 `json:"offset"`
+	// Hwm is the partition's end offset, measured live when possible.
+	Hwm int64 `json:"hwm"`
+	// Remaining is what the restore still has to replay (0 once recovered).
 	Remaining int64 `json:"remaining"`
+	// Lag is Hwm - Offset.
+	Lag int64 `json:"lag"`
+	// StalenessSeconds is the time since the view last held every record
+	// the table partition had (since the service started, before that).
+	StalenessSeconds float64 `json:"staleness_seconds"`
 }
 
-// New returns a service over table.
-func New(table Table, r rules.Config, partitions int32, alerts *AlertLog, log *slog.Logger, now func() time.Time) *Service {
-	if now == nil {
-		now = time.Now
+// New returns a service over deps.Table.
+func New(cfg Config, deps Deps) *Service {
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{table: table, rules: r, partitions: partitions, alerts: alerts, log: log, now: now}
-	s.progress.Store(&Progress{})
+	if deps.Metrics == nil {
+		deps.Metrics = NewMetrics(nil)
+	}
+	s := &Service{cfg: cfg, table: deps.Table, alerts: deps.Alerts, applied: deps.Applied, ends: deps.Ends,
+		metrics: deps.Metrics, log: deps.Log, now: deps.Now, started: deps.Now(),
+		caughtUp: make([]time.Time, max(cfg.Partitions, 0))}
+	s.progress.Store(&Progress{ETASeconds: -1, Partitions: []PartitionProgress{}})
 	return s
 }
 
-// Run refreshes the recovery progress until ctx is cancelled.
+// Run refreshes the progress, lag and staleness until ctx is cancelled.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -84,21 +146,89 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
+var statusNames = map[goka.PartitionStatus]string{
+	goka.PartitionStopped: "stopped", goka.PartitionInitializing: "initializing", goka.PartitionConnecting: "connecting",
+	goka.PartitionRecovering: "recovering", goka.PartitionPreparing: "preparing", goka.PartitionRunning: "running",
+}
+
 func (s *Service) refresh(ctx context.Context) {
-	p := &Progress{Recovered: s.table.Recovered(), At: s.now().UTC()}
-	if st := s.table.Stats(ctx); st != nil {
-		for part := int32(0); part < s.partitions; part++ {
-			ts := st.Partitions[part]
-			pp := PartitionProgress{Partition: part}
-			if ts != nil && ts.Recovery != nil {
-				pp.Offset, pp.Hwm = ts.Recovery.Offset, ts.Recovery.Hwm
-				// Offset is the last offset applied, Hwm the next to be written.
-				pp.Remaining = max(0, pp.Hwm-pp.Offset-1)
-			}
-			p.Partitions = append(p.Partitions, pp)
+	// The end offsets are read first: whatever they count was written before
+	// the view's offsets below are read, so "caught up" is never claimed early.
+	asked := s.now()
+	var ends map[int32]int64
+	if s.ends != nil {
+		ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var err error
+		if ends, err = s.ends(ectx); err != nil && ctx.Err() == nil {
+			s.log.Debug("view end offsets", "err", err)
 		}
+		cancel()
+	}
+	now := s.now()
+	p := &Progress{Recovered: s.table.Recovered(), At: now.UTC(), Partitions: []PartitionProgress{}}
+	st := s.table.Stats(ctx)
+	remaining := map[int32]int64{}
+	var lags []telemetry.Lag
+	for part := int32(0); part < s.cfg.Partitions; part++ {
+		pp := PartitionProgress{Partition: part, Status: "initializing"}
+		var ts *goka.TableStats
+		if st != nil {
+			ts = st.Partitions[part]
+		}
+		if ts != nil {
+			pp.Status = statusNames[ts.Status]
+			if ts.Recovery != nil {
+				pp.Hwm = ts.Recovery.Hwm
+			}
+		}
+		pp.Offset = s.offset(part, ts)
+		if n, ok := telemetry.Remaining(ts); ok {
+			pp.Remaining = n
+			remaining[part] = n
+		}
+		end, live := ends[part]
+		if live {
+			pp.Hwm = max(pp.Hwm, end)
+		}
+		pp.Lag = max(0, pp.Hwm-pp.Offset)
+		if live {
+			lags = append(lags, telemetry.Lag{Topic: string(topics.DetectorTable()), Partition: part, Records: pp.Lag})
+			if pp.Offset >= end && ts != nil && ts.Status == goka.PartitionRunning {
+				s.caughtUp[part] = asked
+			}
+		}
+		since := s.started
+		if !s.caughtUp[part].IsZero() {
+			since = s.caughtUp[part]
+		}
+		pp.StalenessSeconds = max(0, now.Sub(since).Seconds())
+		p.StalenessSeconds = max(p.StalenessSeconds, pp.StalenessSeconds)
+		p.RemainingRecords += pp.Remaining
+		p.Partitions = append(p.Partitions, pp)
+	}
+	p.ETASeconds = s.eta.Observe(now, p.RemainingRecords)
+	if p.Recovered {
+		p.ETASeconds = 0
+	}
+	s.metrics.partitions.SetRestore(remaining, p.ETASeconds)
+	if s.ends != nil {
+		s.metrics.partitions.SetLag(lags)
+		s.metrics.staleness.Set(p.StalenessSeconds)
 	}
 	s.progress.Store(p)
+}
+
+// offset is the next offset of partition part the view reads.
+func (s *Service) offset(part int32, ts *goka.TableStats) int64 {
+	if next, ok := s.applied.Next(part); ok {
+		return next
+	}
+	// Nothing applied in this run: goka's recovery offset is then the first
+	// offset it loads (the local storage holds everything before it).
+	if ts != nil && ts.Recovery != nil && !ts.Recovery.StartTime.IsZero() {
+		return ts.Recovery.Offset
+	}
+	return 0
 }
 
 // Progress returns the latest per-partition progress, with the live
@@ -107,6 +237,38 @@ func (s *Service) Progress() *Progress {
 	p := *s.progress.Load()
 	p.Recovered = s.table.Recovered()
 	return &p
+}
+
+// Applied tracks, per partition, the next table offset the view will apply.
+// Its Callback is the view's update callback (goka.WithViewCallback).
+type Applied struct {
+	next []atomic.Int64 // offset+1 of the last record applied; 0: none yet
+}
+
+// NewApplied tracks a table of partitions partitions.
+func NewApplied(partitions int32) *Applied {
+	return &Applied{next: make([]atomic.Int64, max(partitions, 0))}
+}
+
+// Callback applies a table record as goka does by default and records its offset.
+func (a *Applied) Callback(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
+		return err
+	}
+	if p := ctx.Partition(); p >= 0 && int(p) < len(a.next) {
+		a.next[p].Store(ctx.Offset() + 1)
+	}
+	return nil
+}
+
+// Next returns the next offset of partition p to apply, if a record of it
+// was applied since the view started.
+func (a *Applied) Next(p int32) (int64, bool) {
+	if a == nil || p < 0 || int(p) >= len(a.next) {
+		return 0, false
+	}
+	n := a.next[p].Load()
+	return n, n > 0
 }
 
 // ErrNotRecovered is returned while the view catches up.

@@ -11,14 +11,17 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/kafka"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
 )
 
 type fakeTable struct {
 	recovered bool
 	states    map[string]*rules.State
+	stats     *goka.ViewStats
 }
 
 func (f *fakeTable) Get(k string) (any, error) {
@@ -28,7 +31,7 @@ func (f *fakeTable) Get(k string) (any, error) {
 	return nil, nil
 }
 func (f *fakeTable) Recovered() bool                           { return f.recovered }
-func (f *fakeTable) Stats(ctx context.Context) *goka.ViewStats { return nil }
+func (f *fakeTable) Stats(ctx context.Context) *goka.ViewStats { return f.stats }
 
 var t0 = time.Date(2025, 6, 15, 14, 30, 0, 0, time.UTC)
 
@@ -41,7 +44,7 @@ func newService(recovered bool) (*Service, *fakeTable, *AlertLog) {
 	}
 	tb := &fakeTable{recovered: recovered, states: map[string]*rules.State{"usr_456": st}}
 	log := NewAlertLog(10, 2)
-	return New(tb, c, 12, log, nil, nil), tb, log
+	return New(Config{Rules: c, Partitions: 12}, Deps{Table: tb, Alerts: log}), tb, log
 }
 
 func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
@@ -230,5 +233,77 @@ func TestBearerToken(t *testing.T) {
 		if rec.Code != tc.want || (tc.want == 401 && rec.Header().Get("WWW-Authenticate") == "") {
 			t.Errorf("%s: status %d, want %d", name, rec.Code, tc.want)
 		}
+	}
+}
+
+type update struct {
+	partition int32
+	offset    int64
+}
+
+func (u update) Topic() goka.Stream    { return "fraudwatch-detector-table" }
+func (u update) Partition() int32      { return u.partition }
+func (u update) Offset() int64         { return u.offset }
+func (u update) Headers() goka.Headers { return nil }
+func (u update) Timestamp() time.Time  { return t0 }
+
+// TestFreshnessAndPartitions: freshness.offset is the next offset of the
+// user's partition the view applies; /v1/partitions reports lag against the
+// live end offsets and staleness since the last catch-up.
+func TestFreshnessAndPartitions(t *testing.T) {
+	c := rules.Default()
+	st := &rules.State{}
+	c.Apply(st, "usr_456", rules.Source{}, rules.Event{ID: "a", Time: t0.UnixNano(), Amount: 10, Currency: "ARS", Country: "AR"})
+	running := func(hwm int64) *goka.TableStats {
+		return &goka.TableStats{Status: goka.PartitionRunning, Recovery: &goka.RecoveryStats{StartTime: t0, Offset: hwm, Hwm: hwm}}
+	}
+	tb := &fakeTable{recovered: true, states: map[string]*rules.State{"usr_456": st},
+		stats: &goka.ViewStats{Partitions: map[int32]*goka.TableStats{0: running(0), 1: running(0)}}}
+	applied := NewApplied(2)
+	mem := storage.NewMemory()
+	userPart := kafka.Murmur2Partition([]byte("usr_456"), 2)
+	for off := int64(0); off < 7; off++ {
+		if err := applied.Callback(update{userPart, off}, mem, "k", []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ends := map[int32]int64{userPart: 9, 1 - userPart: 0}
+	now := t0
+	s := New(Config{Rules: c, Partitions: 2}, Deps{Table: tb, Alerts: NewAlertLog(10, 2), Applied: applied,
+		Ends: func(context.Context) (map[int32]int64, error) { return ends, nil }, Now: func() time.Time { return now }})
+	s.refresh(context.Background())
+
+	var u UserJSON
+	if err := json.Unmarshal(get(t, s.Handler(""), "/v1/users/usr_456").Body.Bytes(), &u); err != nil {
+		t.Fatal(err)
+	}
+	if u.Freshness.Partition != userPart || u.Freshness.Offset != 7 {
+		t.Fatalf("freshness %+v, want partition %d offset 7", u.Freshness, userPart)
+	}
+
+	now = t0.Add(3 * time.Second)
+	s.refresh(context.Background())
+	var p Progress
+	if err := json.Unmarshal(get(t, s.Handler(""), "/v1/partitions").Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	lagging, quiet := p.Partitions[userPart], p.Partitions[1-userPart]
+	if lagging.Offset != 7 || lagging.Hwm != 9 || lagging.Lag != 2 || lagging.StalenessSeconds != 3 || lagging.Status != "running" {
+		t.Errorf("lagging partition %+v", lagging)
+	}
+	if quiet.Lag != 0 || quiet.StalenessSeconds != 0 {
+		t.Errorf("caught-up partition %+v", quiet)
+	}
+	if p.StalenessSeconds != 3 || p.RemainingRecords != 0 || p.ETASeconds != 0 || !p.Recovered {
+		t.Errorf("progress %+v", p)
+	}
+
+	// Catching up resets the partition's staleness.
+	for off := int64(7); off < 9; off++ {
+		_ = applied.Callback(update{userPart, off}, mem, "k", []byte("v"))
+	}
+	s.refresh(context.Background())
+	if p := s.Progress(); p.StalenessSeconds != 0 || p.Partitions[userPart].Lag != 0 {
+		t.Errorf("after catching up: %+v", p)
 	}
 }

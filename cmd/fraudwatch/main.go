@@ -29,7 +29,7 @@ const usage = `fraudwatch: Kafka-native, stateful fraud detection.
 
 Usage:
   fraudwatch dev [--demo] [--data-dir D] [--kafka-listen ADDR] [--http ADDR]
-      embedded Kafka + processor (+ synthetic traffic with --demo)
+      embedded Kafka + processor + view service and dashboard on --http (+ synthetic traffic with --demo)
   fraudwatch topics create --brokers B [--partitions 12] [--replication R]
       create transactions, fraud_alerts, transactions_dlq and the group's topics
   fraudwatch process --brokers B --data-dir D [--http ADDR]
@@ -39,7 +39,7 @@ Usage:
   fraudwatch alerts --brokers B [--from-beginning] [--follow]
       print alerts as JSON lines
   fraudwatch serve --brokers B --http ADDR (--data-dir D | --memory)
-      the view service: GET /v1/users/{user_id}, /v1/alerts, /v1/alerts/stream
+      the view service: the dashboard at /, GET /v1/users/{user_id}, /v1/alerts, /v1/alerts/stream, /v1/partitions
 
 Every flag can also be set in the environment: --data-dir is FRAUDWATCH_DATA_DIR.
 Run "fraudwatch COMMAND --help" for a command's flags.

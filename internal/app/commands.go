@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
@@ -362,7 +363,10 @@ func Dev(ctx context.Context, c DevConfig, env Env, ready func(line string)) err
 	pc.DataDir = filepath.Join(c.DataDir, "state")
 	httpAddr := pc.HTTPAddr
 	pc.HTTPAddr = "" // the view service below serves HTTP for both
-	proc, err := NewProcessor(pc, env)
+	procEnv, serveEnv := env, env
+	procEnv.Labels = prometheus.Labels{"component": "process"}
+	serveEnv.Labels = prometheus.Labels{"component": "serve"}
+	proc, err := NewProcessor(pc, procEnv)
 	if err != nil {
 		return err
 	}
@@ -379,7 +383,7 @@ func Dev(ctx context.Context, c DevConfig, env Env, ready func(line string)) err
 	if httpAddr != "" {
 		g.Go(func() error {
 			return Serve(gctx, ServeConfig{Brokers: brokers, DataDir: filepath.Join(c.DataDir, "serve"), HTTPAddr: httpAddr,
-				ClientID: "fraudwatch-dev-serve", Rules: pc.Rules}, env)
+				ClientID: "fraudwatch-dev-serve", Rules: pc.Rules}, serveEnv)
 		})
 	}
 	if c.Demo {

@@ -25,6 +25,7 @@ import (
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/kafka"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/telemetry"
 	"github.com/fraudwatch/fraudwatch/internal/topics"
 	"github.com/fraudwatch/fraudwatch/processors/detector"
 )
@@ -63,7 +64,21 @@ func (c ProcessConfig) Validate() error {
 type Env struct {
 	Log      *slog.Logger
 	Registry *prometheus.Registry
-	Now      func() time.Time
+	// Labels are added to every metric the command registers ("dev" runs
+	// process and serve on one registry and tells them apart by component).
+	Labels prometheus.Labels
+	Now    func() time.Time
+}
+
+// registerer is where the command registers its metrics (nil: nowhere).
+func (e Env) registerer() prometheus.Registerer {
+	if e.Registry == nil {
+		return nil
+	}
+	if len(e.Labels) > 0 {
+		return prometheus.WrapRegistererWith(e.Labels, e.Registry)
+	}
+	return e.Registry
 }
 
 func (e Env) now() func() time.Time {
@@ -78,6 +93,7 @@ type Processor struct {
 	cfg   ProcessConfig
 	env   Env
 	ready atomic.Bool
+	cur   atomic.Pointer[goka.Processor] // the one supervise runs now
 }
 
 // NewProcessor validates cfg.
@@ -121,10 +137,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	}
 	defer dlq.Finish()
 
-	var reg prometheus.Registerer
-	if p.env.Registry != nil {
-		reg = p.env.Registry
-	}
+	reg := p.env.registerer()
 	d, err := detector.New(detector.Config{Rules: p.cfg.Rules, MaxBytes: p.cfg.MaxBytes, MaxSkew: p.cfg.MaxSkew, Partitions: n},
 		detector.Deps{Alerts: alerts, DeadLetters: dlq, Metrics: detector.NewMetrics(reg), Log: p.env.Log, Now: p.env.now()})
 	if err != nil {
@@ -145,6 +158,9 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.supervise(gctx, newProc, n, onReady) })
+	if reg != nil { // nobody would read the figures
+		g.Go(func() error { return p.watch(gctx, opts, telemetry.NewPartitions(reg)) })
+	}
 	if p.cfg.HTTPAddr != "" {
 		g.Go(func() error { return serveHTTP(gctx, p.cfg.HTTPAddr, p.Handler(), log) })
 	}
@@ -165,6 +181,7 @@ func (p *Processor) supervise(ctx context.Context, newProc func() (*goka.Process
 			return err
 		}
 		started := time.Now()
+		p.cur.Store(proc)
 		runCtx, cancel := context.WithCancel(ctx)
 		readyDone := make(chan struct{})
 		go func() {
@@ -182,6 +199,7 @@ func (p *Processor) supervise(ctx context.Context, newProc func() (*goka.Process
 		cancel()
 		<-readyDone
 		p.ready.Store(false)
+		p.cur.Store(nil)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -199,6 +217,106 @@ func (p *Processor) supervise(ctx context.Context, newProc func() (*goka.Process
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// watchEvery is how often lag and restore progress are measured.
+const watchEvery = time.Second
+
+// watch measures, for the partitions this instance owns, the consumer lag of
+// the group's inputs (end offset minus committed offset) and the restore
+// progress of its table, until ctx is cancelled.
+func (p *Processor) watch(ctx context.Context, opts kafka.Options, m *telemetry.Partitions) error {
+	cl, err := kgo.NewClient(opts.FranzOpts()...)
+	if err != nil {
+		return fmt.Errorf("app: kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var eta telemetry.ETA
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		proc := p.cur.Load()
+		if proc == nil {
+			m.SetLag(nil)
+			m.SetRestore(nil, -1)
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, watchEvery)
+		st := proc.StatsWithContext(sctx)
+		remaining, total := map[int32]int64{}, int64(0)
+		owned := make([]int32, 0, len(st.Group))
+		for part, ps := range st.Group {
+			owned = append(owned, part)
+			if n, ok := telemetry.Remaining(ps.TableStats); ok {
+				remaining[part] = n
+				total += n
+			}
+		}
+		e := eta.Observe(time.Now(), total)
+		if p.Ready() {
+			e = 0
+		}
+		m.SetRestore(remaining, e)
+		lags, err := groupLag(sctx, adm, owned)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				p.env.Log.Debug("consumer lag", "err", err)
+			}
+			continue
+		}
+		m.SetLag(lags)
+	}
+}
+
+// groupLag is the detector group's lag on the given partitions of its inputs.
+func groupLag(ctx context.Context, adm *kadm.Client, partitions []int32) ([]telemetry.Lag, error) {
+	if len(partitions) == 0 {
+		return nil, nil
+	}
+	inputs := []string{string(topics.Transactions), string(topics.DetectorLoop())}
+	ends, err := adm.ListEndOffsets(ctx, inputs...)
+	if err != nil {
+		return nil, err
+	}
+	committed, err := adm.FetchOffsets(ctx, string(topics.Detector))
+	if err != nil {
+		return nil, err
+	}
+	var starts kadm.ListedOffsets // read only for partitions nothing was committed on
+	var lags []telemetry.Lag
+	for _, topic := range inputs {
+		for _, part := range partitions {
+			end, ok := ends.Lookup(topic, part)
+			if !ok || end.Err != nil {
+				return nil, fmt.Errorf("end offset of %s/%d: %v", topic, part, end.Err)
+			}
+			pos := int64(-1)
+			if c, ok := committed.Lookup(topic, part); ok && c.Err == nil && c.At >= 0 {
+				pos = c.At
+			} else {
+				if starts == nil {
+					if starts, err = adm.ListStartOffsets(ctx, inputs...); err != nil {
+						return nil, err
+					}
+				}
+				if s, ok := starts.Lookup(topic, part); ok && s.Err == nil {
+					pos = s.Offset
+				}
+			}
+			if pos < 0 {
+				return nil, fmt.Errorf("no position for %s/%d", topic, part)
+			}
+			lags = append(lags, telemetry.Lag{Topic: topic, Partition: part, Records: max(0, end.Offset-pos)})
+		}
+	}
+	return lags, nil
 }
 
 // Handler serves /healthz, /readyz and /metrics.

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
@@ -72,7 +74,9 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	if !c.Memory {
 		sb = levelDB(filepath.Join(c.DataDir, "view"), env.Log)
 	}
+	applied := views.NewApplied(n)
 	view, err := goka.NewView(c.Brokers, topics.DetectorTable(), codecs.State{},
+		goka.WithViewCallback(applied.Callback),
 		goka.WithViewHasher(kafka.Hasher()),
 		goka.WithViewStorageBuilder(sb),
 		goka.WithViewConsumerSaramaBuilder(opts.ConsumerBuilder()),
@@ -84,8 +88,16 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	if err != nil {
 		return fmt.Errorf("app: view of %s: %w", topics.DetectorTable(), err)
 	}
+	cl, err := kgo.NewClient(opts.FranzOpts()...)
+	if err != nil {
+		return fmt.Errorf("app: kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
 	alerts := views.NewAlertLog(10000, 50)
-	svc := views.New(view, c.Rules, n, alerts, env.Log, env.now())
+	reg := env.registerer()
+	svc := views.New(views.Config{Rules: c.Rules, Partitions: n}, views.Deps{Table: view, Alerts: alerts, Applied: applied,
+		Ends: tableEnds(adm), Metrics: views.NewMetrics(reg), Log: env.Log, Now: env.now()})
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -105,6 +117,7 @@ func serveHandler(svc *views.Service, token string, env Env) http.Handler {
 	api := svc.Handler(token)
 	mux.Handle("GET /v1/alerts/stream", api) // long-lived: no timeout
 	mux.Handle("/v1/", http.TimeoutHandler(api, 10*time.Second, `{"error":"request timed out"}`))
+	mux.Handle("/", views.Dashboard())
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		p := svc.Progress()
@@ -120,6 +133,26 @@ func serveHandler(svc *views.Service, token string, env Env) http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(env.Registry, promhttp.HandlerOpts{}))
 	}
 	return limitBody(mux)
+}
+
+// tableEnds reads the end offsets of the detector table.
+func tableEnds(adm *kadm.Client) views.EndOffsets {
+	return func(ctx context.Context) (map[int32]int64, error) {
+		lo, err := adm.ListEndOffsets(ctx, string(topics.DetectorTable()))
+		if err != nil {
+			return nil, err
+		}
+		out := map[int32]int64{}
+		var first error
+		lo.Each(func(o kadm.ListedOffset) {
+			if o.Err != nil {
+				first = cmp.Or(first, o.Err)
+				return
+			}
+			out[o.Partition] = o.Offset
+		})
+		return out, first
+	}
 }
 
 // followAlerts keeps the most recent alerts of every partition in log.
