@@ -159,12 +159,13 @@ func TestBrowserDashboard(t *testing.T) {
 	// A burst of 7 transactions in one minute: the 6th fires velocity.
 	const user = "usr_browser"
 	at := time.Now().Add(-time.Minute).UTC().Truncate(time.Minute)
-	var burst []codecs.Txn
+	var burst []testkafka.Event
 	for i := range 7 {
-		burst = append(burst, codecs.Txn{TransactionID: fmt.Sprintf("browser_%d", i), UserID: user, Amount: 25,
-			Currency: "EUR", Country: "DE", Timestamp: at.Add(time.Duration(i) * time.Second)})
+		v, _ := codecs.Txn{TransactionID: fmt.Sprintf("browser_%d", i), UserID: user, Amount: 25,
+			Currency: "EUR", Country: "DE", Timestamp: at.Add(time.Duration(i) * time.Second)}.MarshalJSON()
+		burst = append(burst, testkafka.Event{Value: v, UserID: user})
 	}
-	produce(t, &testkafka.Cluster{Brokers: brokers}, burst, 1, 3, 0)
+	(&testkafka.Cluster{Brokers: brokers}).Produce(t, burst, 1, 3, 0)
 	produced := time.Now()
 	alertID := rules.AlertID(user, rules.RuleVelocity, at.UnixNano(), at.Add(time.Minute).UnixNano())
 
@@ -247,12 +248,13 @@ func TestBrowserDashboardWithToken(t *testing.T) {
 	brokers := startDev(t, freeAddr(t))
 	const user = "usr_token"
 	at := time.Now().Add(-time.Minute).UTC().Truncate(time.Minute)
-	var burst []codecs.Txn
+	var burst []testkafka.Event
 	for i := range 6 {
-		burst = append(burst, codecs.Txn{TransactionID: fmt.Sprintf("token_%d", i), UserID: user, Amount: 5,
-			Currency: "USD", Country: "US", Timestamp: at.Add(time.Duration(i) * time.Second)})
+		v, _ := codecs.Txn{TransactionID: fmt.Sprintf("token_%d", i), UserID: user, Amount: 5,
+			Currency: "USD", Country: "US", Timestamp: at.Add(time.Duration(i) * time.Second)}.MarshalJSON()
+		burst = append(burst, testkafka.Event{Value: v, UserID: user})
 	}
-	produce(t, &testkafka.Cluster{Brokers: brokers}, burst, 1, 3, 0)
+	(&testkafka.Cluster{Brokers: brokers}).Produce(t, burst, 1, 3, 0)
 
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())

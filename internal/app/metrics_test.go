@@ -81,8 +81,8 @@ func TestProcessAndServeMetrics(t *testing.T) {
 		}
 	}()
 
-	txns, _ := workload(scale(1_000, 3_000), 11)
-	produce(t, c, txns, 2, partitions, 0)
+	events, _ := testkafka.Workload(scale(1_000, 3_000), 11, 0)
+	c.Produce(t, events, 2, partitions, 0)
 	testkafka.Eventually(t, 2*time.Minute, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -143,7 +143,7 @@ func TestProcessAndServeMetrics(t *testing.T) {
 
 	// freshness.offset is the table's end offset of the user's partition
 	// once the view caught up (the table is quiet now).
-	user := txns[0].UserID
+	user := events[0].UserID
 	part := kafka.Murmur2Partition([]byte(user), partitions)
 	want, _ := ends.Lookup(table, part)
 	resp, err := http.Get("http://" + serveAddr + "/v1/users/" + user)
