@@ -405,17 +405,21 @@ func TestR4LocalStateLoss(t *testing.T) {
 	c := testkafka.Start(t, partitions)
 	events, tr := testkafka.Workload(size(8_000, 60_000), 14, 0.002)
 	f := newFleet(t, c.Brokers)
+	caughtUp := func(running ...*instance) {
+		t.Helper()
+		testkafka.Eventually(t, 3*time.Minute, func() error {
+			if err := f.alive(running...)(); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return c.CaughtUp(ctx)
+		})
+	}
 	a := f.start("a", "a")
 	// phase 1: one instance holds every partition
 	c.Produce(t, events[:len(events)/3], 4, partitions, 0)
-	testkafka.Eventually(t, 3*time.Minute, func() error {
-		if err := f.alive(a)(); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return c.CaughtUp(ctx)
-	})
+	caughtUp(a)
 	a.kill(t)
 	parts, _ := filepath.Glob(filepath.Join(a.dir, "detector", "*"))
 	slices.Sort(parts)
@@ -440,18 +444,22 @@ func TestR4LocalStateLoss(t *testing.T) {
 		}
 		t.Logf("R4: %s: %s", filepath.Base(p), damages[i].name)
 	}
+	// phase 2: alone again, the instance opens (and must rebuild) every partition
 	a = f.start("a", "a")
-	// phase 2: a second instance joins; its state directory is deleted while
+	c.Produce(t, events[len(events)/3:len(events)/2], 4, partitions, 0)
+	caughtUp(a)
+	// phase 3: a second instance joins; its state directory is deleted while
 	// it runs, then it is killed and restarts on the emptied directory
 	b := f.start("b", "b")
-	c.Produce(t, events[len(events)/3:2*len(events)/3], 4, partitions, 0)
+	c.Produce(t, events[len(events)/2:3*len(events)/4], 4, partitions, 0)
+	caughtUp(a, b)
 	if err := os.RemoveAll(b.dir); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	c.Produce(t, events[3*len(events)/4:7*len(events)/8], 4, partitions, 0)
 	b.kill(t)
 	b = f.start("b", "b")
-	c.Produce(t, events[2*len(events)/3:], 4, partitions, 0)
+	c.Produce(t, events[7*len(events)/8:], 4, partitions, 0)
 	fig := c.Verify(t, tr, partitions, f.alive(a, b))
 	logs, err := os.ReadFile(a.log)
 	if err != nil {
