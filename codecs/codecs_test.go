@@ -199,3 +199,24 @@ func FuzzDecodeRouted(f *testing.F) {
 		_ = DecodeRouted(b, &r)
 	})
 }
+
+// TestStateVersion1DropsLoopSources: a version 1 state recorded input
+// positions for re-keyed records; they must not be compared with loop offsets.
+func TestStateVersion1DropsLoopSources(t *testing.T) {
+	in := sampleState()
+	b := AppendState(nil, &in)
+	b[0] = 1
+	var out rules.State
+	if err := DecodeState(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	want := in
+	want.Sources = []rules.Source{{Partition: 0, Direct: true, Offset: 1 << 40}}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("version 1 state\n got %+v\nwant %+v", out, want)
+	}
+	b[0] = 3
+	if err := DecodeState(b, &out); err == nil {
+		t.Fatal("version 3 accepted")
+	}
+}

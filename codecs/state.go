@@ -3,11 +3,15 @@ package codecs
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/fraudwatch/fraudwatch/internal/rules"
 )
 
-const stateVersion = 1
+// stateVersion 2: a re-keyed record's source is its loop topic position.
+// Version 1 recorded its input position there; those sources are dropped when
+// a version 1 state is read (the transaction ids still catch re-deliveries).
+const stateVersion = 2
 
 // State is the goka.Codec of the detector's group table: one user's
 // rules.State in compact binary. Event times are delta-encoded against the
@@ -66,14 +70,21 @@ func AppendState(b []byte, s *rules.State) []byte {
 // DecodeState decodes b into s, replacing its contents.
 func DecodeState(b []byte, s *rules.State) error {
 	r := reader{b: b}
-	if v := r.byte(); r.err == nil && v != stateVersion {
-		return fmt.Errorf("codecs: state version %d is not supported (want %d)", v, stateVersion)
+	v := r.byte()
+	if r.err == nil && v != stateVersion && v != 1 {
+		return fmt.Errorf("codecs: state version %d is not supported (want 1 or %d)", v, stateVersion)
 	}
 	*s = rules.State{Started: r.bool(), StreamTime: r.varint()}
 	if n := r.count(3); n > 0 {
 		s.Sources = make([]rules.Source, n)
 		for i := range s.Sources {
 			s.Sources[i] = rules.Source{Partition: int32(r.varint()), Direct: r.bool(), Offset: r.varint()}
+		}
+		if v == 1 {
+			s.Sources = slices.DeleteFunc(s.Sources, func(src rules.Source) bool { return !src.Direct })
+			if len(s.Sources) == 0 {
+				s.Sources = nil
+			}
 		}
 	}
 	if n := r.count(12); n > 0 {

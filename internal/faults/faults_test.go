@@ -84,6 +84,7 @@ func newFleet(t *testing.T, brokers []string) *fleet {
 		}
 		if t.Failed() {
 			f.dumpLogs()
+			f.keepLogs()
 		}
 	})
 	return f
@@ -148,6 +149,23 @@ func (f *fleet) alive(running ...*instance) func() error {
 		}
 		return nil
 	}
+}
+
+// keepLogs copies the instances' logs to $FRAUDWATCH_ARTIFACTS/faults/<test>
+// (default: artifacts/ at the repository root).
+func (f *fleet) keepLogs() {
+	dir := filepath.Join(cmp.Or(os.Getenv("FRAUDWATCH_ARTIFACTS"), filepath.Join("..", "..", "artifacts")), "faults", f.t.Name())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.t.Logf("keeping logs: %v", err)
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(f.root, "*.log"))
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, filepath.Base(l)), b, 0o644)
+		}
+	}
+	f.t.Logf("instance logs kept in %s", dir)
 }
 
 func (f *fleet) dumpLogs() {

@@ -181,10 +181,13 @@ type Event struct {
 	Country  string
 }
 
-// Source identifies where a record entered the pipeline: the partition and
-// offset of the input topic, and whether it was applied straight from the input
-// (Direct) or after the re-key hop. Offsets of one source only grow, so a
-// record at or below the highest applied offset is a re-delivery.
+// Source identifies the record the detector consumed to apply a transaction:
+// its partition and offset in the input topic when it was applied straight
+// from the input (Direct), else in the loop topic after the re-key hop. The
+// detector consumes each source partition in offset order, so a record at or
+// below the highest applied offset is a re-delivery. (The input position of a
+// re-keyed record would not do: when one loop write fails and a later one
+// succeeds, the re-sent earlier record arrives after a higher input offset.)
 type Source struct {
 	Partition int32
 	Direct    bool

@@ -1,6 +1,7 @@
 package testkafka
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -252,8 +253,46 @@ func (c *Cluster) Verify(t testing.TB, tr Truth, partitions int32, alive func() 
 		}
 	}
 	t.Logf("figures: %s", f)
+	if f.Lost > 0 {
+		c.locate(t, tr, table)
+	}
 	if !f.Exact() {
 		t.Fatalf("not exact: %s", f)
 	}
 	return f
+}
+
+// locate logs, for up to 20 lost transactions, which topics hold them: it
+// tells a lost input from a lost re-key hop from a lost state write.
+func (c *Cluster) locate(t testing.TB, tr Truth, table map[string]*rules.State) {
+	t.Helper()
+	var lost []string
+	for user, want := range tr.Users {
+		have := map[string]bool{}
+		if st := table[user]; st != nil {
+			for _, e := range st.Events {
+				have[e.ID] = true
+			}
+		}
+		for id := range want {
+			if !have[id] && len(lost) < 20 {
+				lost = append(lost, id)
+			}
+		}
+	}
+	find := func(topic string) map[string]string {
+		at := map[string]string{}
+		for _, r := range c.ReadAll(t, topic) {
+			for _, id := range lost {
+				if bytes.Contains(r.Value, []byte(`"`+id+`"`)) {
+					at[id] += fmt.Sprintf(" %d/%d", r.Partition, r.Offset)
+				}
+			}
+		}
+		return at
+	}
+	in, loop := find(string(topics.Transactions)), find(string(topics.DetectorLoop()))
+	for _, id := range lost {
+		t.Logf("lost %s: transactions at [%s] loop at [%s]", id, in[id], loop[id])
+	}
 }

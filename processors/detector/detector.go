@@ -157,7 +157,7 @@ func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool) 
 	if st == nil {
 		st = new(rules.State)
 	}
-	src := rules.Source{Partition: r.Partition, Direct: direct, Offset: r.Offset}
+	src := rules.Source{Partition: ctx.Partition(), Direct: direct, Offset: ctx.Offset()}
 	ev := rules.Event{ID: r.Txn.TransactionID, Time: r.Txn.Timestamp.UnixNano(), Amount: r.Txn.Amount,
 		Currency: r.Txn.Currency, Country: r.Txn.Country}
 	out, alerts := d.cfg.Rules.Apply(st, r.Txn.UserID, src, ev)
@@ -168,7 +168,10 @@ func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool) 
 		d.deps.Metrics.event(out, "")
 		ctx.SetValue(st)
 	case rules.Duplicate:
+		// The first copy may be applied only in LevelDB (its changelog write
+		// failed): as for a replay, write the state to the changelog again.
 		d.deps.Metrics.event(out, "")
+		ctx.SetValue(st)
 	case rules.Late:
 		win := time.Unix(0, d.cfg.Rules.TumblingStart(ev.Time)).UTC()
 		detail := fmt.Sprintf("event time %s is too late: window [%s, %s) closed; stream time of user %q is %s, grace %v",

@@ -193,3 +193,25 @@ func TestDeadLetterReasons(t *testing.T) {
 		t.Fatalf("state: %+v", st)
 	}
 }
+
+// TestReKeyedRecordsOutOfInputOrder: when the loop write of an earlier input
+// record fails and a later one succeeds, the earlier record is re-sent after
+// the later one. It must be counted, not taken for a re-delivery.
+func TestReKeyedRecordsOutOfInputOrder(t *testing.T) {
+	h := newHarness(t, nil)
+	at := time.Date(2025, 6, 15, 14, 30, 0, 0, time.UTC)
+	routed := func(id string, inputOffset int64) *codecs.Routed {
+		var txn codecs.Txn
+		if err := json.Unmarshal(txnJSON(id, "u", at), &txn); err != nil {
+			t.Fatal(err)
+		}
+		return &codecs.Routed{Partition: 0, Offset: inputOffset, Txn: txn, Original: txnJSON(id, "u", at)}
+	}
+	h.tt.Consume(string(topics.DetectorLoop()), "u", routed("later", 11))
+	h.tt.Consume(string(topics.DetectorLoop()), "u", routed("earlier", 10))
+	h.tt.Consume(string(topics.DetectorLoop()), "u", routed("later", 11)) // the re-sent later one
+	st := h.state(t, "u")
+	if st == nil || len(st.Events) != 2 {
+		t.Fatalf("want both transactions counted once, state %+v", st)
+	}
+}
