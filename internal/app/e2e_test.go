@@ -343,11 +343,7 @@ func TestGoldenScenario(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testkafka.Eventually(t, 2*time.Minute, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return c.CaughtUp(ctx)
-	})
+	c.WaitCaughtUp(t, 2*time.Minute, func() error { return nil })
 	alerts, _ := c.Alerts(t)
 	type golden struct {
 		AlertID   string        `json:"alert_id"`
@@ -476,11 +472,7 @@ func TestCorruptLocalStateRebuildsExact(t *testing.T) {
 	dir := t.TempDir()
 	in := startInstance(t, c.Brokers, dir)
 	c.Produce(t, events[:len(events)/2], 2, partitions, 0)
-	testkafka.Eventually(t, 2*time.Minute, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return c.CaughtUp(ctx)
-	})
+	c.WaitCaughtUp(t, 2*time.Minute, func() error { return nil })
 	in.stop(t)
 	manifests, _ := filepath.Glob(filepath.Join(dir, "detector", "*", "MANIFEST-*"))
 	if len(manifests) == 0 {

@@ -425,14 +425,7 @@ func TestR4LocalStateLoss(t *testing.T) {
 	f := newFleet(t, c.Brokers)
 	caughtUp := func(running ...*instance) {
 		t.Helper()
-		testkafka.Eventually(t, 3*time.Minute, func() error {
-			if err := f.alive(running...)(); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return c.CaughtUp(ctx)
-		})
+		c.WaitCaughtUp(t, 3*time.Minute, f.alive(running...))
 	}
 	a := f.start("a", "a")
 	// phase 1: one instance holds every partition

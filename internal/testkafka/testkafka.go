@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/broker"
@@ -146,13 +147,26 @@ func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
 // CaughtUp returns nil once the detector group committed every record of its
 // input and loop topics.
 func (c *Cluster) CaughtUp(ctx context.Context) error {
-	ends, err := c.adm.ListEndOffsets(ctx, string(topics.Transactions), string(topics.DetectorLoop()))
+	lag, err := c.lag(ctx)
 	if err != nil {
 		return err
 	}
+	if lag > 0 {
+		return errors.New("group lag " + itoa(lag))
+	}
+	return nil
+}
+
+// lag is the number of records of the input and loop topics the detector
+// group has not committed.
+func (c *Cluster) lag(ctx context.Context) (int64, error) {
+	ends, err := c.adm.ListEndOffsets(ctx, string(topics.Transactions), string(topics.DetectorLoop()))
+	if err != nil {
+		return -1, err
+	}
 	committed, err := c.adm.FetchOffsets(ctx, string(topics.Detector))
 	if err != nil {
-		return err
+		return -1, err
 	}
 	var lag int64
 	ends.Each(func(o kadm.ListedOffset) {
@@ -164,10 +178,7 @@ func (c *Cluster) CaughtUp(ctx context.Context) error {
 			lag += o.Offset - got
 		}
 	})
-	if lag > 0 {
-		return errors.New("group lag " + itoa(lag))
-	}
-	return nil
+	return lag, nil
 }
 
 func itoa(n int64) string {
@@ -323,4 +334,70 @@ func (c *Cluster) Diagnose(t testing.TB) {
 			}
 		}
 	})
+}
+
+// WaitCaughtUp waits until the detector group committed every record, failing
+// at once when alive reports a dead processor and after timeout otherwise.
+//
+// On the embedded broker it also works around a kfake defect: a member whose
+// JoinGroup or SyncGroup reply could not be delivered (its process was killed
+// while waiting) stays in the group without a session timer, holding its
+// partitions until the next rebalance, which may never come. Real Kafka expires
+// it after the session timeout. When the lag has not moved for 30 s, every
+// member is removed (LeaveGroup, as an operator would); the live ones rejoin.
+func (c *Cluster) WaitCaughtUp(t testing.TB, timeout time.Duration, alive func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last, since := int64(-1), time.Now()
+	for {
+		if err := alive(); err != nil {
+			c.Diagnose(t)
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		lag, err := c.lag(ctx)
+		cancel()
+		if err == nil && lag == 0 {
+			return
+		}
+		if lag != last {
+			last, since = lag, time.Now()
+		} else if c.Broker != nil && time.Since(since) > 30*time.Second {
+			c.removeMembers(t)
+			since = time.Now()
+		}
+		if time.Now().After(deadline) {
+			c.Diagnose(t)
+			t.Fatalf("the group did not catch up within %v: lag %d, %v", timeout, lag, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// removeMembers removes every member of the detector group (kfake only).
+func (c *Cluster) removeMembers(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	groups, err := c.adm.DescribeGroups(ctx, string(topics.Detector))
+	if err != nil {
+		t.Logf("kfake workaround: describe group: %v", err)
+		return
+	}
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = string(topics.Detector)
+	for _, g := range groups {
+		for _, m := range g.Members {
+			lm := kmsg.NewLeaveGroupRequestMember()
+			lm.MemberID = m.MemberID
+			req.Members = append(req.Members, lm)
+		}
+	}
+	t.Logf("kfake workaround: the group made no progress for 30 s; removing its %d members so the live ones rejoin", len(req.Members))
+	if len(req.Members) == 0 {
+		return
+	}
+	if _, err := req.RequestWith(ctx, c.cl); err != nil {
+		t.Logf("kfake workaround: leave group: %v", err)
+	}
 }

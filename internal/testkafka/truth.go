@@ -160,22 +160,7 @@ func (f Figures) String() string {
 // the truth, logs the figures and fails the test unless they are exact.
 func (c *Cluster) Verify(t testing.TB, tr Truth, partitions int32, alive func() error) Figures {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(250 * time.Millisecond) {
-		if err := alive(); err != nil {
-			c.Diagnose(t)
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := c.CaughtUp(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			c.Diagnose(t)
-			t.Fatalf("the group did not catch up within 5 minutes: %v", err)
-		}
-	}
+	c.WaitCaughtUp(t, 5*time.Minute, alive)
 	f := Figures{Events: tr.Events, Users: len(tr.Users), AlertsExpected: len(tr.Alerts), DLQExpected: len(tr.Bad)}
 	table := c.Table(t)
 	for user, want := range tr.Users {
