@@ -392,8 +392,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dataDir := fs.String("data-dir", "", "where the processors keep their state (default: a temporary dir, removed after)")
 	skipBaseline := fs.Bool("skip-baseline", false, "measure fraudwatch only")
 	seed := fs.Uint64("seed", 1, "generator seed")
+	profileDir := fs.String("cpuprofile-dir", "", "write a CPU profile of each processor's throughput run here (go tool pprof)")
 	childRole := fs.String("child", "", "internal: run one side of the benchmark (process, serve, baseline, baseline-serve)")
 	childHTTP := fs.String("child-http", "", "internal: HTTP address of a serve child")
+	childProfile := fs.String("child-cpuprofile", "", "internal: CPU profile file of a child")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -404,7 +406,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		return bench.RunChild(ctx, bench.ChildConfig{Role: role, Brokers: splitList(*brokers), DataDir: *dataDir,
-			HTTPAddr: *childHTTP}, stdout, log)
+			HTTPAddr: *childHTTP, CPUProfile: *childProfile}, stdout, log)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -412,7 +414,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
 		LatencyDuration: *latency, QueryDuration: *query, DataDir: *dataDir, SkipBaseline: *skipBaseline, Seed: *seed,
-		Spawn: benchSpawner(exe), Progress: stderr}
+		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {
 		c.DataDir = "-" // validated below, replaced by a temporary dir
 	}
@@ -455,6 +457,9 @@ func benchSpawner(exe string) bench.Spawner {
 		args := []string{"bench", "--child", string(c.Role), "--brokers", strings.Join(c.Brokers, ","), "--data-dir", c.DataDir}
 		if c.HTTPAddr != "" {
 			args = append(args, "--child-http", c.HTTPAddr)
+		}
+		if c.CPUProfile != "" {
+			args = append(args, "--child-cpuprofile", c.CPUProfile)
 		}
 		return exec.Command(exe, args...)
 	}

@@ -66,9 +66,12 @@ type Config struct {
 	QueryDuration time.Duration
 	DataDir       string // children's state; must exist
 	SkipBaseline  bool
-	Seed          uint64
-	Spawn         Spawner
-	Progress      io.Writer // progress lines; children's stderr
+	// ProfileDir, when set, receives a CPU profile of each side's processor
+	// over the throughput run (<side>-throughput.cpu.pprof).
+	ProfileDir string
+	Seed       uint64
+	Spawn      Spawner
+	Progress   io.Writer // progress lines; children's stderr
 }
 
 // Validate reports every problem at once.
@@ -383,7 +386,11 @@ func (r *run) caughtUp(ctx context.Context, s side, c *child, what string, total
 
 func (r *run) throughput(ctx context.Context, s side, f *figures) error {
 	r.progress("%s throughput: starting one processor on %s pre-produced events", s.name, commas(int64(r.cfg.Events)))
-	c, err := start(r.cfg.Spawn, ChildConfig{Role: s.process, Brokers: r.brokers, DataDir: r.dir(s, "process")}, r.cfg.Progress)
+	cc := ChildConfig{Role: s.process, Brokers: r.brokers, DataDir: r.dir(s, "process")}
+	if r.cfg.ProfileDir != "" {
+		cc.CPUProfile = filepath.Join(r.cfg.ProfileDir, s.name+"-throughput.cpu.pprof")
+	}
+	c, err := start(r.cfg.Spawn, cc, r.cfg.Progress)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +51,8 @@ type ChildConfig struct {
 	Brokers  []string
 	DataDir  string
 	HTTPAddr string // serve roles
+	// CPUProfile, when set, is where the child writes its CPU profile (pprof).
+	CPUProfile string
 }
 
 // Spawner returns the command that runs a child with c; the benchmark starts
@@ -67,6 +70,17 @@ func RunChild(ctx context.Context, c ChildConfig, stdout io.Writer, log *slog.Lo
 		log = slog.New(slog.DiscardHandler)
 	}
 	ready := func() { fmt.Fprintln(stdout, readyLine) }
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	switch c.Role {
 	case RoleProcess:
 		p, err := app.NewProcessor(app.ProcessConfig{Brokers: c.Brokers, DataDir: c.DataDir, ClientID: "fraudwatch-bench",
