@@ -9,8 +9,9 @@
 // (/proc/<pid>/stat and VmHWM). One run goes through these phases, each
 // first for fraudwatch and then for the baseline:
 //
-//  1. throughput: N seed-shaped events (unkeyed JSON, bursts) are produced to
-//     "transactions" first; then one processor starts and the clock runs
+//  1. throughput: N seed-shaped events (unkeyed JSON, bursts; event times
+//     spread over the past so that a user averages one transaction a minute)
+//     are produced to "transactions" first; then one processor starts and the clock runs
 //     until its group committed every input and loop offset. Events/s and
 //     the child's CPU time per event over that span; peak RSS at its end.
 //  2. alert latency: the processor restarts on its disk and catches up; then
@@ -272,8 +273,13 @@ func (r *run) preProduce(ctx context.Context) error {
 			commas(int64(float64(n)/time.Since(start).Seconds())))
 	})
 	defer stop()
+	// Event times end now and are spread so that a user makes one transaction
+	// a minute on average (at most a day back): normal users stay under the
+	// velocity threshold and alerts come from the bursts, as in the seed data.
+	span := min(time.Duration(float64(r.cfg.Events)/float64(r.cfg.Users)*float64(time.Minute)), 24*time.Hour)
+	base := time.Now().Add(-span)
 	for i := 0; i < r.cfg.Events; i++ {
-		t := gen.Next(time.Now())
+		t := gen.Next(base.Add(time.Duration(float64(span) * float64(i) / float64(r.cfg.Events))))
 		if _, ok := seen[t.UserID]; !ok {
 			seen[t.UserID] = struct{}{}
 			r.users = append(r.users, t.UserID)
