@@ -157,6 +157,7 @@ type run struct {
 	users   []string // every user id the events name
 	bytes   int64
 	started time.Time
+	load    float64 // load average at the start
 }
 
 // Run runs the benchmark and returns its figures.
@@ -167,7 +168,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
-	r := &run{cfg: cfg, brokers: cfg.Brokers, started: time.Now()}
+	r := &run{cfg: cfg, brokers: cfg.Brokers, started: time.Now(), load: loadAvg()}
 	brokerInfo := strings.Join(cfg.Brokers, ",")
 	if len(r.brokers) == 0 {
 		b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
@@ -774,6 +775,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 			Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
 		Machine: machine(),
 	}
+	res.Machine.LoadAvgStart, res.Machine.LoadAvgEnd = r.load, loadAvg()
 	res.Notes = []string{
 		"processors and view services run as child processes; CPU and peak RSS are theirs alone (/proc). The broker, producers and measuring clients share the same cores.",
 		"throughput: from the processor's start (all events already produced) until its group committed every input and loop offset (commits are every second).",

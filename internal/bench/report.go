@@ -94,6 +94,24 @@ type Machine struct {
 	Arch        string `json:"arch"`
 	GoVersion   string `json:"go_version"`
 	Hostname    string `json:"hostname"`
+	// LoadAvgStart and LoadAvgEnd are the 1-minute load averages when the
+	// run started and ended: other work on the machine skews every figure.
+	LoadAvgStart float64 `json:"load_avg_start"`
+	LoadAvgEnd   float64 `json:"load_avg_end"`
+}
+
+// loadAvg is the 1-minute load average (Linux; 0 elsewhere).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 func machine() Machine {
@@ -180,8 +198,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	c := r.Config
 	fmt.Fprintf(w, "fraudwatch bench: %s events, %s users (%d bursting), %d partitions, broker %s\n",
 		commas(int64(c.Events)), commas(int64(c.Users)), c.BurstUsers, c.Partitions, c.Broker)
-	fmt.Fprintf(w, "machine: %s, %d cores, %s GiB, %s/%s, %s\n\n", r.Machine.CPUModel, r.Machine.Cores,
-		strconv.FormatFloat(float64(r.Machine.MemoryBytes)/(1<<30), 'f', 1, 64), r.Machine.OS, r.Machine.Arch, r.Machine.GoVersion)
+	fmt.Fprintf(w, "machine: %s, %d cores, %s GiB, %s/%s, %s, load average %.1f at start, %.1f at end\n\n", r.Machine.CPUModel,
+		r.Machine.Cores, strconv.FormatFloat(float64(r.Machine.MemoryBytes)/(1<<30), 'f', 1, 64), r.Machine.OS, r.Machine.Arch,
+		r.Machine.GoVersion, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
 	fmt.Fprintf(tw, "figure\tfraudwatch\tbaseline\tratio\tunit\t\n")
 	row("throughput", f0(r.ThroughputEPS), f0(r.BaselineThroughputEPS), "throughput_eps", "events/s")
 	row("CPU per event", f2(r.CPUMicrosPerEvent), f2(r.BaselineCPUMicros), "cpu_us_per_event", "µs")
