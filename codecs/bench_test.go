@@ -48,3 +48,17 @@ func BenchmarkRoutedRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseTxnEncodingJSON is ParseTxn without its scanner: what every
+// record cost before it, and still costs for inputs the scanner leaves to
+// encoding/json.
+func BenchmarkParseTxnEncodingJSON(b *testing.B) {
+	v := []byte(seed)
+	b.SetBytes(int64(len(v)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseTxn(v, Limits{MaxBytes: DefaultMaxBytes}, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

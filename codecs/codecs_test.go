@@ -3,6 +3,7 @@ package codecs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"testing"
@@ -219,4 +220,22 @@ func TestStateVersion1DropsLoopSources(t *testing.T) {
 	if err := DecodeState(b, &out); err == nil {
 		t.Fatal("version 3 accepted")
 	}
+}
+
+// FuzzParseTxnFastPath checks that the hand-written scanner changes nothing:
+// ParseTxn and the encoding/json-only path agree on every input, in value
+// and in error.
+func FuzzParseTxnFastPath(f *testing.F) {
+	for _, s := range []string{seed, `{}`, `{"amount":-0}`, `null`, `{"USER_ID":"a"}`, `{"user_id":"a","user_id":"b"}`,
+		`{"user_id":"\u0041"}`, `{"amount":1e400}`, `{"amount":01}`, `{"x":[1,{"y":2}]}`, `{"user_id":"a"} x`,
+		`{"user_id":"\xff"}`, `{"amount":1.}`, `{"currency":"US\u0044"}`, ` {"a":true,"b":false,"c":null} `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fast, ferr := parseTxn(b, Limits{MaxBytes: DefaultMaxBytes}, true)
+		slow, serr := parseTxn(b, Limits{MaxBytes: DefaultMaxBytes}, false)
+		if !reflect.DeepEqual(fast, slow) || fmt.Sprint(ferr) != fmt.Sprint(serr) {
+			t.Fatalf("input %q:\nfast %+v, %v\nslow %+v, %v", b, fast, ferr, slow, serr)
+		}
+	})
 }

@@ -110,7 +110,11 @@ type rawTxn struct {
 // an *Invalid naming the first problem in this order: too_large,
 // malformed_json, missing_field, invalid_amount, invalid_currency,
 // invalid_timestamp. Unknown fields are ignored.
-func ParseTxn(b []byte, lim Limits) (Txn, error) {
+func ParseTxn(b []byte, lim Limits) (Txn, error) { return parseTxn(b, lim, true) }
+
+// parseTxn is ParseTxn; fast=false always decodes with encoding/json (tests
+// compare the two).
+func parseTxn(b []byte, lim Limits, fast bool) (Txn, error) {
 	var t Txn
 	if lim.MaxBytes > 0 && len(b) > lim.MaxBytes {
 		return t, invalid(ReasonTooLarge, "value is %d bytes, more than the limit of %d", len(b), lim.MaxBytes)
@@ -119,19 +123,27 @@ func ParseTxn(b []byte, lim Limits) (Txn, error) {
 		return t, invalid(ReasonMalformedJSON, "value is empty")
 	}
 	var r rawTxn
-	if err := json.Unmarshal(b, &r); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field == "" {
-			return t, invalid(ReasonMalformedJSON, "value is a JSON %s, not an object", te.Value)
+	str, num := jsonString, jsonFloat
+	if !fast {
+		str = func(raw json.RawMessage, dst *string) error { return json.Unmarshal(raw, dst) }
+		num = func(raw json.RawMessage, dst *float64) error { return json.Unmarshal(raw, dst) }
+	}
+	if !fast || !scanFlat(b, &r) {
+		r = rawTxn{}
+		if err := json.Unmarshal(b, &r); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field == "" {
+				return t, invalid(ReasonMalformedJSON, "value is a JSON %s, not an object", te.Value)
+			}
+			return t, invalid(ReasonMalformedJSON, "%v", err)
 		}
-		return t, invalid(ReasonMalformedJSON, "%v", err)
 	}
 	var err error
 	strField := func(name string, raw json.RawMessage, dst *string) {
 		if err != nil || isNull(raw) {
 			return
 		}
-		if uerr := json.Unmarshal(raw, dst); uerr != nil {
+		if uerr := str(raw, dst); uerr != nil {
 			err = invalid(ReasonMalformedJSON, "%s must be a JSON string, got %s", name, clip(raw))
 		}
 	}
@@ -161,17 +173,17 @@ func ParseTxn(b []byte, lim Limits) (Txn, error) {
 	if c := r.Amount[0]; c != '-' && (c < '0' || c > '9') {
 		return Txn{}, invalid(ReasonInvalidAmount, "amount must be a JSON number, got %s", clip(r.Amount))
 	}
-	if uerr := json.Unmarshal(r.Amount, &t.Amount); uerr != nil {
+	if uerr := num(r.Amount, &t.Amount); uerr != nil {
 		return Txn{}, invalid(ReasonInvalidAmount, "amount %s is not a finite number", clip(r.Amount))
 	}
 	if t.Amount < 0 || math.IsNaN(t.Amount) || math.IsInf(t.Amount, 0) {
 		return Txn{}, invalid(ReasonInvalidAmount, "amount must be >= 0, got %s", clip(r.Amount))
 	}
-	if isNull(r.Currency) || json.Unmarshal(r.Currency, &t.Currency) != nil || !isCurrency(t.Currency) {
+	if isNull(r.Currency) || str(r.Currency, &t.Currency) != nil || !isCurrency(t.Currency) {
 		return Txn{}, invalid(ReasonInvalidCurrency, "currency must be 3 uppercase letters (ISO 4217), got %s", clipOr(r.Currency, "nothing"))
 	}
 	var ts string
-	if json.Unmarshal(r.Timestamp, &ts) != nil {
+	if str(r.Timestamp, &ts) != nil {
 		return Txn{}, invalid(ReasonInvalidTimestamp, "timestamp must be an RFC 3339 string, got %s", clip(r.Timestamp))
 	}
 	tm, perr := time.Parse(time.RFC3339Nano, ts)

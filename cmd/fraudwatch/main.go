@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/app"
+	"github.com/fraudwatch/fraudwatch/internal/bench"
 	"github.com/fraudwatch/fraudwatch/internal/config"
 	"github.com/fraudwatch/fraudwatch/internal/kafka"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
@@ -40,6 +42,8 @@ Usage:
       print alerts as JSON lines
   fraudwatch serve --brokers B --http ADDR (--data-dir D | --memory)
       the view service: the dashboard at /, GET /v1/users/{user_id}, /v1/alerts, /v1/alerts/stream, /v1/partitions
+  fraudwatch bench [--events 1000000] [--users 100000] [--brokers B] [--json FILE]
+      measure throughput, alert latency, restore, queries and memory against a naive goka baseline
 
 Every flag can also be set in the environment: --data-dir is FRAUDWATCH_DATA_DIR.
 Run "fraudwatch COMMAND --help" for a command's flags.
@@ -86,6 +90,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runAlerts(ctx, args, stdout, stderr)
 	case "serve":
 		err = runServe(ctx, args, stderr)
+	case "bench":
+		err = runBench(ctx, args, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "fraudwatch: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
@@ -371,4 +377,90 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	return app.Serve(ctx, c, newEnv(log))
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr)
+	brokers := fs.String("brokers", "", "Kafka bootstrap servers of a cluster without fraudwatch's topics (empty: embedded broker)")
+	events := fs.Int("events", 1000000, "events for the throughput run")
+	users := fs.Int("users", 100000, "distinct users (0.1% of them burst)")
+	partitions := fs.Int("partitions", 4, "partitions of every topic")
+	clients := fs.Int("clients", 32, "concurrent HTTP clients of the query run")
+	latency := fs.Duration("latency-duration", 20*time.Second, "how long events flow at half the measured rate")
+	query := fs.Duration("query-duration", 10*time.Second, "how long the query clients run")
+	jsonFile := fs.String("json", "", "also write the figures as JSON to this file")
+	dataDir := fs.String("data-dir", "", "where the processors keep their state (default: a temporary dir, removed after)")
+	skipBaseline := fs.Bool("skip-baseline", false, "measure fraudwatch only")
+	seed := fs.Uint64("seed", 1, "generator seed")
+	profileDir := fs.String("cpuprofile-dir", "", "write a CPU profile of each processor's throughput run here (go tool pprof)")
+	childRole := fs.String("child", "", "internal: run one side of the benchmark (process, serve, baseline, baseline-serve)")
+	childHTTP := fs.String("child-http", "", "internal: HTTP address of a serve child")
+	childProfile := fs.String("child-cpuprofile", "", "internal: CPU profile file of a child")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *childRole != "" {
+		role, err := bench.ParseRole(*childRole)
+		if err != nil {
+			return usageError{err}
+		}
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		return bench.RunChild(ctx, bench.ChildConfig{Role: role, Brokers: splitList(*brokers), DataDir: *dataDir,
+			HTTPAddr: *childHTTP, CPUProfile: *childProfile}, stdout, log)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: finding the fraudwatch binary to run the processors: %w", err)
+	}
+	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
+		LatencyDuration: *latency, QueryDuration: *query, DataDir: *dataDir, SkipBaseline: *skipBaseline, Seed: *seed,
+		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
+	if c.DataDir == "" {
+		c.DataDir = "-" // validated below, replaced by a temporary dir
+	}
+	if err := c.Validate(); err != nil {
+		return usageError{err}
+	}
+	if *dataDir == "" {
+		dir, err := os.MkdirTemp("", "fraudwatch-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		c.DataDir = dir
+	} else if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return err
+	}
+	res, err := bench.Run(ctx, c)
+	if err != nil {
+		return err
+	}
+	if *jsonFile != "" {
+		f, err := os.Create(*jsonFile)
+		if err != nil {
+			return err
+		}
+		if err := res.WriteJSON(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return res.WriteTable(stdout)
+}
+
+// benchSpawner runs the benchmark's children as "fraudwatch bench --child ROLE".
+func benchSpawner(exe string) bench.Spawner {
+	return func(c bench.ChildConfig) *exec.Cmd {
+		args := []string{"bench", "--child", string(c.Role), "--brokers", strings.Join(c.Brokers, ","), "--data-dir", c.DataDir}
+		if c.HTTPAddr != "" {
+			args = append(args, "--child-http", c.HTTPAddr)
+		}
+		if c.CPUProfile != "" {
+			args = append(args, "--child-cpuprofile", c.CPUProfile)
+		}
+		return exec.Command(exe, args...)
+	}
 }

@@ -25,6 +25,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"produce key", []string{"produce", "--brokers", "x", "--count", "1", "--key", "merchant"}, nil, exitUsage, "--key must be none or user_id"},
 		{"bad rules file", []string{"process", "--brokers", "x", "--data-dir", "d", "--rules", "/nonexistent.yaml"}, nil, exitUsage, "nonexistent.yaml"},
 		{"command help", []string{"alerts", "--help"}, nil, exitOK, "-from-beginning"},
+		{"bench sizes", []string{"bench", "--events", "0", "--clients", "0"}, nil, exitUsage, "--clients must be >= 1"},
+		{"bench child role", []string{"bench", "--child", "nope"}, nil, exitUsage, "unknown child role"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

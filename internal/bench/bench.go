@@ -1,0 +1,789 @@
+// Package bench is "fraudwatch bench": it measures one fraudwatch processor
+// against a naive goka processor doing the same job (package baseline), on
+// the same broker, in the same run.
+//
+// The harness keeps the broker (the embedded kfake cluster, unless real
+// brokers are given), the producers and the measuring clients in its own
+// process, and runs every processor and view service as a child process (the
+// CLI re-executes its own binary), so CPU and peak RSS are the child's alone
+// (/proc/<pid>/stat and VmHWM). One run goes through these phases, each
+// first for fraudwatch and then for the baseline:
+//
+//  1. throughput: N seed-shaped events (unkeyed JSON, bursts; event times
+//     spread over the past so that a user averages one transaction a minute)
+//     are produced to "transactions" first; then one processor starts and the clock runs
+//     until its group committed every input and loop offset. Events/s and
+//     the child's CPU time per event over that span; peak RSS at its end.
+//  2. alert latency: the processor restarts on its disk and catches up; then
+//     events flow at 50% of the measured throughput for a while. Latency is
+//     from the send of the last transaction an alert names to the alert
+//     being read from the alert topic.
+//  3. restore: the processor starts on an empty data dir; the time until it
+//     is ready (every partition rebuilt from the changelog), and changelog
+//     records per second.
+//  4. queries: a view service rebuilds the table, then concurrent HTTP
+//     clients ask GET /v1/users/{id} of random users for a fixed time.
+//
+// Topics (fraudwatch's and the baseline's) are created by the run; with real
+// brokers the cluster must not hold fraudwatch's topics already.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/bench/baseline"
+	"github.com/fraudwatch/fraudwatch/internal/broker"
+	"github.com/fraudwatch/fraudwatch/internal/generator"
+	"github.com/fraudwatch/fraudwatch/internal/topics"
+)
+
+// Config configures a run.
+type Config struct {
+	Brokers    []string // empty: an embedded broker in this process
+	Events     int
+	Users      int
+	Partitions int
+	Clients    int
+	// LatencyDuration is how long events flow at half the measured rate.
+	LatencyDuration time.Duration
+	// QueryDuration is how long the query clients run.
+	QueryDuration time.Duration
+	DataDir       string // children's state; must exist
+	SkipBaseline  bool
+	// ProfileDir, when set, receives a CPU profile of each side's processor
+	// over the throughput run (<side>-throughput.cpu.pprof).
+	ProfileDir string
+	Seed       uint64
+	Spawn      Spawner
+	Progress   io.Writer // progress lines; children's stderr
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Events < 1 {
+		errs = append(errs, fmt.Errorf("--events must be >= 1, got %d", c.Events))
+	}
+	if c.Users < 1 {
+		errs = append(errs, fmt.Errorf("--users must be >= 1, got %d", c.Users))
+	}
+	if c.Partitions < 1 || c.Partitions > 1000 {
+		errs = append(errs, fmt.Errorf("--partitions must be in 1..1000, got %d", c.Partitions))
+	}
+	if c.Clients < 1 {
+		errs = append(errs, fmt.Errorf("--clients must be >= 1, got %d", c.Clients))
+	}
+	if c.LatencyDuration <= 0 || c.QueryDuration <= 0 {
+		errs = append(errs, errors.New("--latency-duration and --query-duration must be > 0"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("bench: no data dir"))
+	}
+	if c.Spawn == nil {
+		errs = append(errs, errors.New("bench: no way to start child processes"))
+	}
+	return errors.Join(errs...)
+}
+
+// side is fraudwatch or the baseline: its roles and topics.
+type side struct {
+	name      string
+	process   Role
+	serve     Role
+	group     string
+	loop      string
+	table     string
+	alerts    string
+	alertTxns func(b []byte) []string // the transaction ids an alert names
+}
+
+func fraudwatchSide() side {
+	return side{name: "fraudwatch", process: RoleProcess, serve: RoleServe, group: string(topics.Detector),
+		loop: string(topics.DetectorLoop()), table: string(topics.DetectorTable()), alerts: string(topics.Alerts),
+		alertTxns: func(b []byte) []string {
+			v, err := codecs.Alert{}.Decode(b)
+			if err != nil {
+				return nil
+			}
+			return v.(*codecs.AlertRecord).TransactionIDs
+		}}
+}
+
+func baselineSide() side {
+	return side{name: "baseline", process: RoleBaseline, serve: RoleBaselineServe, group: string(baseline.Group),
+		loop: string(baseline.Loop()), table: string(baseline.Table()), alerts: string(baseline.Alerts),
+		alertTxns: func(b []byte) []string {
+			v, err := baseline.AlertCodec().Decode(b)
+			if err != nil {
+				return nil
+			}
+			return []string{v.(*baseline.Alert).TransactionID}
+		}}
+}
+
+// figures are one side's measurements.
+type figures struct {
+	eps, cpuPerEvent, tpSeconds float64
+	peakRSS                     int64
+	latency                     Percentiles
+	restoreSeconds, restoreRPS  float64
+	restoreRecords              int64
+	query                       Percentiles
+	queryRPS                    float64
+}
+
+type run struct {
+	cfg     Config
+	brokers []string
+	cl      *kgo.Client
+	adm     *kadm.Client
+	users   []string // every user id the events name
+	bytes   int64
+	started time.Time
+	load    float64 // load average at the start
+}
+
+// Run runs the benchmark and returns its figures.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	r := &run{cfg: cfg, brokers: cfg.Brokers, started: time.Now(), load: loadAvg()}
+	brokerInfo := strings.Join(cfg.Brokers, ",")
+	if len(r.brokers) == 0 {
+		b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
+		if err != nil {
+			return nil, err
+		}
+		defer b.Close()
+		r.brokers = b.Addrs()
+		brokerInfo = "embedded (kfake, in the harness process)"
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ClientID("fraudwatch-bench"),
+		kgo.DefaultProduceTopic(string(topics.Transactions)), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		return nil, fmt.Errorf("bench: kafka client: %w", err)
+	}
+	defer cl.Close()
+	r.cl, r.adm = cl, kadm.NewClient(cl)
+	if err := r.createTopics(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.preProduce(ctx); err != nil {
+		return nil, err
+	}
+	sides := []side{fraudwatchSide()}
+	if !cfg.SkipBaseline {
+		sides = append(sides, baselineSide())
+	}
+	figs := make([]figures, len(sides))
+	for i, s := range sides {
+		if err := r.throughput(ctx, s, &figs[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i, s := range sides {
+		if err := r.latency(ctx, s, &figs[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i, s := range sides {
+		if err := r.restore(ctx, s, &figs[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i, s := range sides {
+		if err := r.query(ctx, s, &figs[i]); err != nil {
+			return nil, err
+		}
+	}
+	res := r.result(figs, brokerInfo)
+	return res, nil
+}
+
+func (r *run) progress(format string, args ...any) {
+	fmt.Fprintf(r.cfg.Progress, "bench: "+format+"\n", args...)
+}
+
+func (r *run) dir(s side, what string) string { return filepath.Join(r.cfg.DataDir, s.name+"-"+what) }
+
+func (r *run) burstUsers() int { return max(1, r.cfg.Users/1000) }
+
+func (r *run) createTopics(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ends, err := r.adm.ListEndOffsets(ctx, string(topics.Transactions))
+	if err == nil {
+		var n int64
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Err == nil {
+				n += o.Offset
+			}
+		})
+		if n > 0 {
+			return fmt.Errorf("bench: topic %q already holds %d records; run the benchmark on a cluster without fraudwatch's topics (or without --brokers)",
+				topics.Transactions, n)
+		}
+	}
+	if _, err := topics.Create(ctx, r.adm, topics.Spec{Partitions: int32(r.cfg.Partitions), Replication: 1}); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	for _, t := range baseline.Topics() {
+		var cfg map[string]*string
+		if t == string(baseline.Table()) {
+			compact := "compact"
+			cfg = map[string]*string{"cleanup.policy": &compact}
+		}
+		if _, err := r.adm.CreateTopic(ctx, int32(r.cfg.Partitions), 1, cfg, t); err != nil {
+			return fmt.Errorf("bench: creating %q: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// preProduce writes cfg.Events generated events, unkeyed, as fast as the broker takes them.
+func (r *run) preProduce(ctx context.Context) error {
+	gen := generator.New(generator.Config{Users: r.cfg.Users, BurstUsers: r.burstUsers(), Seed: r.cfg.Seed})
+	seen := map[string]struct{}{}
+	var acked, failed atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	stop := r.ticker(func() string {
+		n := acked.Load()
+		return fmt.Sprintf("producing %s/%s events (%s/s)", commas(n), commas(int64(r.cfg.Events)),
+			commas(int64(float64(n)/time.Since(start).Seconds())))
+	})
+	defer stop()
+	// Event times end now and are spread so that a user makes one transaction
+	// a minute on average (at most a day back): normal users stay under the
+	// velocity threshold and alerts come from the bursts, as in the seed data.
+	span := min(time.Duration(float64(r.cfg.Events)/float64(r.cfg.Users)*float64(time.Minute)), 24*time.Hour)
+	base := time.Now().Add(-span)
+	for i := 0; i < r.cfg.Events; i++ {
+		t := gen.Next(base.Add(time.Duration(float64(span) * float64(i) / float64(r.cfg.Events))))
+		if _, ok := seen[t.UserID]; !ok {
+			seen[t.UserID] = struct{}{}
+			r.users = append(r.users, t.UserID)
+		}
+		v, err := t.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		r.bytes += int64(len(v))
+		r.cl.Produce(ctx, &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+				return
+			}
+			acked.Add(1)
+		})
+	}
+	if err := r.cl.Flush(ctx); err != nil {
+		return err
+	}
+	if failed.Load() > 0 {
+		return fmt.Errorf("bench: %d events failed to produce: %v", failed.Load(), firstErr.Load())
+	}
+	r.progress("produced %s events for %s users in %v", commas(int64(r.cfg.Events)), commas(int64(len(r.users))),
+		time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// ticker prints line() every second until the returned stop is called.
+func (r *run) ticker(line func() string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				r.progress("%s", line())
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// lag is how many records of the input and loop topics s's group has not committed.
+func (r *run) lag(ctx context.Context, s side) (input, loop int64, err error) {
+	ends, err := r.adm.ListEndOffsets(ctx, string(topics.Transactions), s.loop)
+	if err != nil {
+		return 0, 0, err
+	}
+	committed, err := r.adm.FetchOffsets(ctx, s.group)
+	if err != nil {
+		return 0, 0, err
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		got := int64(0)
+		if c, ok := committed.Lookup(o.Topic, o.Partition); ok {
+			got = max(c.At, 0)
+		}
+		if d := o.Offset - got; d > 0 {
+			if o.Topic == s.loop {
+				loop += d
+			} else {
+				input += d
+			}
+		}
+	})
+	return input, loop, nil
+}
+
+// caughtUp polls until s's group committed everything, while c lives.
+func (r *run) caughtUp(ctx context.Context, s side, c *child, what string, total int64) error {
+	start := time.Now()
+	var in, loop atomic.Int64
+	in.Store(total)
+	stop := r.ticker(func() string {
+		if total == 0 {
+			return fmt.Sprintf("%s %s: input lag %s, loop lag %s", s.name, what, commas(in.Load()), commas(loop.Load()))
+		}
+		done := total - in.Load()
+		return fmt.Sprintf("%s %s: %s/%s input records committed (%s/s), loop lag %s", s.name, what, commas(done), commas(total),
+			commas(int64(float64(done)/time.Since(start).Seconds())), commas(loop.Load()))
+	})
+	defer stop()
+	for {
+		if err := c.alive(); err != nil {
+			return err
+		}
+		i, l, err := r.lag(ctx, s)
+		if err == nil {
+			in.Store(i)
+			loop.Store(l)
+			if i == 0 && l == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (r *run) throughput(ctx context.Context, s side, f *figures) error {
+	r.progress("%s throughput: starting one processor on %s pre-produced events", s.name, commas(int64(r.cfg.Events)))
+	cc := ChildConfig{Role: s.process, Brokers: r.brokers, DataDir: r.dir(s, "process")}
+	if r.cfg.ProfileDir != "" {
+		cc.CPUProfile = filepath.Join(r.cfg.ProfileDir, s.name+"-throughput.cpu.pprof")
+	}
+	c, err := start(r.cfg.Spawn, cc, r.cfg.Progress)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	if err := r.caughtUp(ctx, s, c, "throughput", int64(r.cfg.Events)); err != nil {
+		return err
+	}
+	elapsed := time.Since(c.started)
+	u := c.usage()
+	f.tpSeconds = seconds(elapsed)
+	f.eps = float64(r.cfg.Events) / elapsed.Seconds()
+	f.cpuPerEvent = float64(u.CPU.Microseconds()) / float64(r.cfg.Events)
+	f.peakRSS = u.PeakRSS
+	r.progress("%s throughput: %s events/s, %.1f CPU-µs/event, peak RSS %d MiB", s.name, commas(int64(f.eps)), f.cpuPerEvent, f.peakRSS>>20)
+	return nil
+}
+
+// latency runs events at half of s's throughput and times the alerts.
+func (r *run) latency(ctx context.Context, s side, f *figures) error {
+	c, err := start(r.cfg.Spawn, ChildConfig{Role: s.process, Brokers: r.brokers, DataDir: r.dir(s, "process")}, r.cfg.Progress)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	if err := c.waitReady(ctx); err != nil {
+		return err
+	}
+	in, _, err := r.lag(ctx, s)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := r.caughtUp(ctx, s, c, "catching up before the latency run", in); err != nil {
+		return err
+	}
+	rate := f.eps / 2
+	r.progress("%s alert latency: %s events/s for %v", s.name, commas(int64(rate)), r.cfg.LatencyDuration)
+	f.latency.RateEPS = rate
+
+	// Read alerts from the current end.
+	ends, err := r.adm.ListEndOffsets(ctx, s.alerts)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	offs := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) { offs[o.Partition] = kgo.NewOffset().At(o.Offset) })
+	ac, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ClientID("fraudwatch-bench-alerts"),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.alerts: offs}), kgo.FetchMaxWait(10*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("bench: kafka client: %w", err)
+	}
+	defer ac.Close()
+
+	var mu sync.Mutex
+	sent := map[string]time.Time{} // burst users' transactions -> send time
+	next := map[int32]int64{}      // alert partition -> next offset to read
+	ends.Each(func(o kadm.ListedOffset) { next[o.Partition] = o.Offset })
+	var lat []time.Duration
+	cctx, cancel := context.WithCancel(ctx)
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		for cctx.Err() == nil {
+			fs := ac.PollFetches(cctx)
+			now := time.Now()
+			fs.EachRecord(func(rec *kgo.Record) {
+				ids := s.alertTxns(rec.Value)
+				mu.Lock()
+				next[rec.Partition] = rec.Offset + 1
+				var last time.Time
+				for _, id := range ids {
+					if t, ok := sent[id]; ok && t.After(last) {
+						last = t
+					}
+				}
+				if !last.IsZero() {
+					lat = append(lat, now.Sub(last))
+				}
+				mu.Unlock()
+			})
+		}
+	}()
+
+	// An alert fires once per user and window: many burst users give every
+	// burst a fresh one, so that most bursts raise an alert to time.
+	gen := generator.New(generator.Config{Users: r.cfg.Users, BurstUsers: 1_000_000, Seed: r.cfg.Seed + uint64(len(s.name))*7919})
+	n := int(rate * r.cfg.LatencyDuration.Seconds())
+	begin := time.Now()
+	var perr atomic.Value
+	for i := 0; i < n; i++ {
+		if d := time.Until(begin.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
+			select {
+			case <-ctx.Done():
+				cancel()
+				<-consumed
+				return ctx.Err()
+			case <-time.After(d):
+			}
+		}
+		now := time.Now()
+		t := gen.Next(now)
+		v, _ := t.MarshalJSON()
+		if strings.HasPrefix(t.UserID, "usr_burst_") {
+			mu.Lock()
+			sent[t.TransactionID] = now
+			mu.Unlock()
+		}
+		r.cl.Produce(ctx, &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				perr.CompareAndSwap(nil, err)
+			}
+		})
+	}
+	if err := r.cl.Flush(ctx); err != nil {
+		cancel()
+		<-consumed
+		return err
+	}
+	if err, _ := perr.Load().(error); err != nil {
+		cancel()
+		<-consumed
+		return fmt.Errorf("bench: producing: %w", err)
+	}
+	err = r.caughtUp(ctx, s, c, "draining the latency run", 0)
+	// every alert of the run is in the topic once the group caught up; read to its end.
+	if err == nil {
+		err = r.drain(ctx, s.alerts, &mu, next)
+	}
+	cancel()
+	<-consumed
+	if err != nil {
+		return err
+	}
+	mu.Lock()
+	f.latency = percentiles(lat)
+	mu.Unlock()
+	f.latency.RateEPS = rate
+	r.progress("%s alert latency: p50 %.1f ms, p99 %.1f ms, p999 %.1f ms over %d alerts", s.name,
+		f.latency.P50, f.latency.P99, f.latency.P999, f.latency.Samples)
+	return nil
+}
+
+// drain waits until next (guarded by mu) reached the current end of topic.
+func (r *run) drain(ctx context.Context, topic string, mu *sync.Mutex, next map[int32]int64) error {
+	ends, err := r.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		behind := false
+		mu.Lock()
+		ends.Each(func(o kadm.ListedOffset) {
+			if next[o.Partition] < o.Offset {
+				behind = true
+			}
+		})
+		mu.Unlock()
+		if !behind {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: alerts of %s not read within a minute", topic)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// restore starts s's processor on an empty disk and times it to ready.
+func (r *run) restore(ctx context.Context, s side, f *figures) error {
+	records, err := r.count(ctx, s.table)
+	if err != nil {
+		return err
+	}
+	dir := r.dir(s, "restore")
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	r.progress("%s restore: rebuilding %s changelog records on an empty data dir", s.name, commas(records))
+	c, err := start(r.cfg.Spawn, ChildConfig{Role: s.process, Brokers: r.brokers, DataDir: dir}, r.cfg.Progress)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	if err := c.waitReady(ctx); err != nil {
+		return err
+	}
+	d := time.Since(c.started)
+	f.restoreSeconds, f.restoreRecords = seconds(d), records
+	f.restoreRPS = float64(records) / d.Seconds()
+	r.progress("%s restore: ready after %v (%s records/s)", s.name, d.Round(time.Millisecond), commas(int64(f.restoreRPS)))
+	return nil
+}
+
+// count reads topic to its end and counts its records (a compacted topic
+// has fewer records than its end offsets say).
+func (r *run) count(ctx context.Context, topic string) (int64, error) {
+	ends, err := r.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("bench: %w", err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	if len(want) == 0 {
+		return 0, nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return 0, fmt.Errorf("bench: kafka client: %w", err)
+	}
+	defer cl.Close()
+	var n int64
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			n++
+			if rec.Offset+1 >= want[rec.Partition] {
+				delete(want, rec.Partition)
+			}
+		})
+	}
+	return n, nil
+}
+
+// query starts s's view service and runs the clients against it.
+func (r *run) query(ctx context.Context, s side, f *figures) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	dir := r.dir(s, "serve")
+	_ = os.RemoveAll(dir)
+	c, err := start(r.cfg.Spawn, ChildConfig{Role: s.serve, Brokers: r.brokers, DataDir: dir, HTTPAddr: addr}, r.cfg.Progress)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: r.cfg.Clients, MaxIdleConns: r.cfg.Clients}, Timeout: 10 * time.Second}
+	defer hc.CloseIdleConnections()
+	r.progress("%s queries: waiting for the view service to recover", s.name)
+	// goka's view partitions go from recovered back to connecting for a
+	// moment when they switch to catching up, so readiness must hold for a
+	// second before the clients start.
+	var readySince time.Time
+	for readySince.IsZero() || time.Since(readySince) < time.Second {
+		if err := c.alive(); err != nil {
+			return err
+		}
+		ok := false
+		resp, err := hc.Get("http://" + addr + "/readyz")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ok = resp.StatusCode == http.StatusOK
+		}
+		switch {
+		case !ok:
+			readySince = time.Time{}
+		case readySince.IsZero():
+			readySince = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	r.progress("%s queries: %d clients for %v", s.name, r.cfg.Clients, r.cfg.QueryDuration)
+	var wg sync.WaitGroup
+	lats := make([][]time.Duration, r.cfg.Clients)
+	var bad atomic.Int64
+	var firstBad atomic.Value
+	end := time.Now().Add(r.cfg.QueryDuration)
+	begin := time.Now()
+	for i := range lats {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			rnd := rand.New(rand.NewPCG(r.cfg.Seed, uint64(i)))
+			for time.Now().Before(end) && ctx.Err() == nil {
+				u := r.users[rnd.IntN(len(r.users))]
+				t0 := time.Now()
+				resp, err := hc.Get("http://" + addr + "/v1/users/" + u)
+				if err != nil {
+					bad.Add(1)
+					firstBad.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				lats[i] = append(lats[i], time.Since(t0))
+				if resp.StatusCode != http.StatusOK {
+					bad.Add(1)
+					firstBad.CompareAndSwap(nil, fmt.Sprintf("GET /v1/users/%s: %s: %.200s", u, resp.Status, body))
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	took := time.Since(begin)
+	all := slices.Concat(lats...)
+	f.query = percentiles(all)
+	f.queryRPS = float64(len(all)) / took.Seconds()
+	if n := bad.Load(); n > 0 {
+		return fmt.Errorf("bench: %s: %d of %d queries failed, first: %v", s.name, n, len(all), firstBad.Load())
+	}
+	r.progress("%s queries: p50 %.2f ms, p99 %.2f ms, %s requests/s", s.name, f.query.P50, f.query.P99, commas(int64(f.queryRPS)))
+	return nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// percentiles of ds in milliseconds (nearest rank).
+func percentiles(ds []time.Duration) Percentiles {
+	if len(ds) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		i := int(q*float64(len(ds))+0.999999) - 1
+		return millis(ds[min(max(i, 0), len(ds)-1)])
+	}
+	return Percentiles{P50: at(0.50), P99: at(0.99), P999: at(0.999), Samples: len(ds)}
+}
+
+func (r *run) result(figs []figures, brokerInfo string) *Result {
+	fw := figs[0]
+	var bl figures
+	if len(figs) > 1 {
+		bl = figs[1]
+	}
+	users := len(r.users)
+	perM := func(rss int64) float64 { return float64(rss) * 1e6 / float64(max(users, 1)) }
+	ready := func(f figures) float64 {
+		if users >= 1_000_000 {
+			return f.restoreSeconds * 1e6 / float64(users)
+		}
+		if f.restoreRPS == 0 {
+			return 0
+		}
+		return 1e6 / f.restoreRPS
+	}
+	res := &Result{
+		ThroughputEPS: fw.eps, BaselineThroughputEPS: bl.eps,
+		CPUMicrosPerEvent: fw.cpuPerEvent, BaselineCPUMicros: bl.cpuPerEvent,
+		ThroughputSeconds: fw.tpSeconds, BaselineThroughputSec: bl.tpSeconds,
+		AlertLatencyMS: fw.latency, BaselineAlertLatencyMS: bl.latency,
+		RestoreSeconds: fw.restoreSeconds, RestoreRecords: fw.restoreRecords, RestoreRPS: fw.restoreRPS,
+		BaselineRestoreSeconds: bl.restoreSeconds, BaselineRestoreRecords: bl.restoreRecords, BaselineRestoreRPS: bl.restoreRPS,
+		ReadySeconds1MUsers: ready(fw), BaselineReadySeconds1MUsers: ready(bl), ReadySeconds1MUsersEstimated: users < 1_000_000,
+		QueryLatencyMS: fw.query, QueryRPS: fw.queryRPS, BaselineQueryLatencyMS: bl.query, BaselineQueryRPS: bl.queryRPS,
+		PeakRSSBytes: fw.peakRSS, BaselinePeakRSSBytes: bl.peakRSS, UsersHeld: users,
+		RSSBytesPerMillionUsers: perM(fw.peakRSS), BaselineRSSBytesPerMillionUsers: perM(bl.peakRSS),
+		Config: RunInfo{Broker: brokerInfo, Events: r.cfg.Events, Users: r.cfg.Users, BurstUsers: r.burstUsers(),
+			Partitions: r.cfg.Partitions, Clients: r.cfg.Clients, EventBytesAvg: float64(r.bytes) / float64(r.cfg.Events),
+			LatencyEvents: int(fw.latency.RateEPS * r.cfg.LatencyDuration.Seconds()), QuerySeconds: r.cfg.QueryDuration.Seconds(),
+			Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
+		Machine: machine(),
+	}
+	res.Machine.LoadAvgStart, res.Machine.LoadAvgEnd = r.load, loadAvg()
+	res.Notes = []string{
+		"processors and view services run as child processes; CPU and peak RSS are theirs alone (/proc). The broker, producers and measuring clients share the same cores.",
+		"throughput: from the processor's start (all events already produced) until its group committed every input and loop offset (commits are every second).",
+		"rss_bytes_per_million_users: the processor's peak RSS after the throughput run, scaled linearly from the users it held to 1M (fixed costs are scaled too, so small runs overstate it).",
+	}
+	if res.ReadySeconds1MUsersEstimated {
+		res.Notes = append(res.Notes, fmt.Sprintf("time_to_ready_1m_users: estimated as 1M changelog records (one per user, compacted) at the measured restore rate; this run held %s users.", commas(int64(users))))
+	}
+	res.finish()
+	return res
+}

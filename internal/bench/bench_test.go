@@ -1,0 +1,125 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fraudwatch/fraudwatch/internal/bench"
+)
+
+// envChild makes the test binary run one child of the benchmark.
+const envChild = "FRAUDWATCH_BENCH_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(envChild); v != "" {
+		flag.Parse()
+		var c bench.ChildConfig
+		if err := json.Unmarshal([]byte(v), &c); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := bench.RunChild(ctx, c, os.Stdout, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		stop()
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func spawner(c bench.ChildConfig) *exec.Cmd {
+	b, _ := json.Marshal(c)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChild+"="+string(b))
+	return cmd
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestSmoke runs the whole benchmark on a tiny workload and checks that every
+// figure is there and sane; it asserts nothing about speed.
+func TestSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := bench.Run(ctx, bench.Config{Events: 3000, Users: 300, Partitions: 2, Clients: 4,
+		LatencyDuration: time.Second, QueryDuration: 500 * time.Millisecond, DataDir: t.TempDir(), Seed: 1,
+		Spawn: spawner, Progress: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := res.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"throughput_eps", "baseline_throughput_eps", "restore_rps", "baseline_restore_rps",
+		"rss_bytes_per_million_users", "cpu_us_per_event"} {
+		if v, ok := doc[k].(float64); !ok || !(v > 0) {
+			t.Errorf("%s = %v, want a number > 0", k, doc[k])
+		}
+	}
+	for _, k := range []string{"alert_latency_ms", "query_latency_ms"} {
+		p, ok := doc[k].(map[string]any)
+		if !ok {
+			t.Errorf("%s missing", k)
+			continue
+		}
+		p50, _ := p["p50"].(float64)
+		p99, _ := p["p99"].(float64)
+		p999, _ := p["p999"].(float64)
+		if !(p50 > 0 && p50 <= p99 && p99 <= p999) {
+			t.Errorf("%s = %v, want 0 < p50 <= p99 <= p999", k, p)
+		}
+	}
+	m, _ := doc["machine"].(map[string]any)
+	if c, _ := m["cores"].(float64); c < 1 {
+		t.Errorf("machine = %v, want cores >= 1", m)
+	}
+	if got, want := res.Ratios["throughput_eps"], res.ThroughputEPS/res.BaselineThroughputEPS; got != want {
+		t.Errorf("throughput ratio %v, want %v", got, want)
+	}
+	if got, want := res.Ratios["restore_rps"], res.RestoreRPS/res.BaselineRestoreRPS; got != want {
+		t.Errorf("restore ratio %v, want %v", got, want)
+	}
+	if res.UsersHeld < 250 || res.UsersHeld > 300+3 {
+		t.Errorf("users held %d, want about 300", res.UsersHeld)
+	}
+	var table bytes.Buffer
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "peak RSS per 1M users", "machine:"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	t.Logf("\n%s", table.String())
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := (bench.Config{}).Validate(); err == nil {
+		t.Error("empty config validated")
+	}
+}

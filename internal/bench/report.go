@@ -1,0 +1,254 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is what "fraudwatch bench" reports; it is also the --json document.
+// Each figure of fraudwatch has its baseline twin; Ratios holds
+// fraudwatch ÷ baseline for each of them (higher is better for rates, lower
+// for latencies, CPU and memory).
+type Result struct {
+	ThroughputEPS         float64 `json:"throughput_eps"`
+	BaselineThroughputEPS float64 `json:"baseline_throughput_eps"`
+	CPUMicrosPerEvent     float64 `json:"cpu_us_per_event"`
+	BaselineCPUMicros     float64 `json:"baseline_cpu_us_per_event"`
+	ThroughputSeconds     float64 `json:"throughput_seconds"`
+	BaselineThroughputSec float64 `json:"baseline_throughput_seconds"`
+
+	AlertLatencyMS         Percentiles `json:"alert_latency_ms"`
+	BaselineAlertLatencyMS Percentiles `json:"baseline_alert_latency_ms"`
+
+	RestoreSeconds         float64 `json:"restore_seconds"`
+	RestoreRecords         int64   `json:"restore_records"`
+	RestoreRPS             float64 `json:"restore_rps"`
+	BaselineRestoreSeconds float64 `json:"baseline_restore_seconds"`
+	BaselineRestoreRecords int64   `json:"baseline_restore_records"`
+	BaselineRestoreRPS     float64 `json:"baseline_restore_rps"`
+	// ReadySeconds1MUsers is the time to ready for 1M users: measured when
+	// the run held at least 1M users, else estimated as 1M changelog records
+	// (one per user, compacted) at the measured restore rate.
+	ReadySeconds1MUsers          float64 `json:"time_to_ready_1m_users_seconds"`
+	BaselineReadySeconds1MUsers  float64 `json:"baseline_time_to_ready_1m_users_seconds"`
+	ReadySeconds1MUsersEstimated bool    `json:"time_to_ready_1m_users_estimated"`
+
+	QueryLatencyMS         Percentiles `json:"query_latency_ms"`
+	QueryRPS               float64     `json:"query_rps"`
+	BaselineQueryLatencyMS Percentiles `json:"baseline_query_latency_ms"`
+	BaselineQueryRPS       float64     `json:"baseline_query_rps"`
+
+	PeakRSSBytes                    int64   `json:"peak_rss_bytes"`
+	BaselinePeakRSSBytes            int64   `json:"baseline_peak_rss_bytes"`
+	UsersHeld                       int     `json:"users_held"`
+	RSSBytesPerMillionUsers         float64 `json:"rss_bytes_per_million_users"`
+	BaselineRSSBytesPerMillionUsers float64 `json:"baseline_rss_bytes_per_million_users"`
+
+	Ratios  map[string]float64 `json:"ratios"`
+	Targets map[string]bool    `json:"targets_met"`
+
+	Config  RunInfo  `json:"config"`
+	Machine Machine  `json:"machine"`
+	Notes   []string `json:"notes"`
+}
+
+// Percentiles of a latency in milliseconds.
+type Percentiles struct {
+	P50     float64 `json:"p50"`
+	P99     float64 `json:"p99"`
+	P999    float64 `json:"p999"`
+	Samples int     `json:"samples"`
+	// RateEPS is the input rate the latency was measured at (alerts only).
+	RateEPS float64 `json:"rate_eps,omitempty"`
+}
+
+// RunInfo is how the run was made.
+type RunInfo struct {
+	Broker        string  `json:"broker"` // "embedded (kfake, in the harness process)" or the bootstrap servers
+	Events        int     `json:"events"`
+	Users         int     `json:"users"`
+	BurstUsers    int     `json:"burst_users"`
+	Partitions    int     `json:"partitions"`
+	Clients       int     `json:"clients"`
+	EventBytesAvg float64 `json:"event_bytes_avg"`
+	LatencyEvents int     `json:"latency_events"`
+	QuerySeconds  float64 `json:"query_seconds"`
+	Baseline      bool    `json:"baseline"`
+	Started       string  `json:"started"`
+	WallSeconds   float64 `json:"wall_seconds"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUModel    string `json:"cpu_model"`
+	Cores       int    `json:"cores"`
+	MemoryBytes int64  `json:"memory_bytes"`
+	OS          string `json:"os"`
+	Arch        string `json:"arch"`
+	GoVersion   string `json:"go_version"`
+	Hostname    string `json:"hostname"`
+	// LoadAvgStart and LoadAvgEnd are the 1-minute load averages when the
+	// run started and ended: other work on the machine skews every figure.
+	LoadAvgStart float64 `json:"load_avg_start"`
+	LoadAvgEnd   float64 `json:"load_avg_end"`
+}
+
+// loadAvg is the 1-minute load average (Linux; 0 elsewhere).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+func machine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, GoVersion: runtime.Version()}
+	m.Hostname, _ = os.Hostname()
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				m.MemoryBytes = kb << 10
+			}
+		}
+	}
+	return m
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// finish fills the ratios and the targets.
+func (r *Result) finish() {
+	r.Ratios = map[string]float64{}
+	r.Targets = map[string]bool{
+		"alert_latency_p99_under_50ms":    r.AlertLatencyMS.Samples > 0 && r.AlertLatencyMS.P99 < 50,
+		"query_p99_under_2ms":             r.QueryLatencyMS.Samples > 0 && r.QueryLatencyMS.P99 < 2,
+		"rss_under_512MiB_per_1M_users":   r.RSSBytesPerMillionUsers > 0 && r.RSSBytesPerMillionUsers < 512<<20,
+		"throughput_at_least_3x_baseline": false,
+		"restore_at_least_3x_baseline":    false,
+	}
+	if !r.Config.Baseline {
+		return
+	}
+	r.Ratios["throughput_eps"] = ratio(r.ThroughputEPS, r.BaselineThroughputEPS)
+	r.Ratios["cpu_us_per_event"] = ratio(r.CPUMicrosPerEvent, r.BaselineCPUMicros)
+	r.Ratios["alert_latency_ms.p50"] = ratio(r.AlertLatencyMS.P50, r.BaselineAlertLatencyMS.P50)
+	r.Ratios["alert_latency_ms.p99"] = ratio(r.AlertLatencyMS.P99, r.BaselineAlertLatencyMS.P99)
+	r.Ratios["alert_latency_ms.p999"] = ratio(r.AlertLatencyMS.P999, r.BaselineAlertLatencyMS.P999)
+	r.Ratios["restore_rps"] = ratio(r.RestoreRPS, r.BaselineRestoreRPS)
+	r.Ratios["restore_seconds"] = ratio(r.RestoreSeconds, r.BaselineRestoreSeconds)
+	r.Ratios["time_to_ready_1m_users_seconds"] = ratio(r.ReadySeconds1MUsers, r.BaselineReadySeconds1MUsers)
+	r.Ratios["query_latency_ms.p50"] = ratio(r.QueryLatencyMS.P50, r.BaselineQueryLatencyMS.P50)
+	r.Ratios["query_latency_ms.p99"] = ratio(r.QueryLatencyMS.P99, r.BaselineQueryLatencyMS.P99)
+	r.Ratios["query_rps"] = ratio(r.QueryRPS, r.BaselineQueryRPS)
+	r.Ratios["rss_bytes_per_million_users"] = ratio(r.RSSBytesPerMillionUsers, r.BaselineRSSBytesPerMillionUsers)
+	r.Targets["throughput_at_least_3x_baseline"] = r.Ratios["throughput_eps"] >= 3
+	r.Targets["restore_at_least_3x_baseline"] = r.Ratios["restore_rps"] >= 3
+}
+
+// WriteJSON writes r as indented JSON.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes the human table.
+func (r *Result) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(name, fw, bl, key, unit string) {
+		rt := "-"
+		if v, ok := r.Ratios[key]; ok && v != 0 {
+			rt = fmt.Sprintf("%.2fx", v)
+		}
+		if !r.Config.Baseline {
+			bl = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", name, fw, bl, rt, unit)
+	}
+	f0 := func(v float64) string { return commas(int64(v + 0.5)) }
+	f2 := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+	mib := func(v float64) string { return strconv.FormatFloat(v/(1<<20), 'f', 0, 64) }
+	c := r.Config
+	fmt.Fprintf(w, "fraudwatch bench: %s events, %s users (%d bursting), %d partitions, broker %s\n",
+		commas(int64(c.Events)), commas(int64(c.Users)), c.BurstUsers, c.Partitions, c.Broker)
+	fmt.Fprintf(w, "machine: %s, %d cores, %s GiB, %s/%s, %s, load average %.1f at start, %.1f at end\n\n", r.Machine.CPUModel,
+		r.Machine.Cores, strconv.FormatFloat(float64(r.Machine.MemoryBytes)/(1<<30), 'f', 1, 64), r.Machine.OS, r.Machine.Arch,
+		r.Machine.GoVersion, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
+	fmt.Fprintf(tw, "figure\tfraudwatch\tbaseline\tratio\tunit\t\n")
+	row("throughput", f0(r.ThroughputEPS), f0(r.BaselineThroughputEPS), "throughput_eps", "events/s")
+	row("CPU per event", f2(r.CPUMicrosPerEvent), f2(r.BaselineCPUMicros), "cpu_us_per_event", "µs")
+	rate := fmt.Sprintf("ms @ %s/s", f0(r.AlertLatencyMS.RateEPS))
+	row("alert latency p50", f2(r.AlertLatencyMS.P50), f2(r.BaselineAlertLatencyMS.P50), "alert_latency_ms.p50", rate)
+	row("alert latency p99", f2(r.AlertLatencyMS.P99), f2(r.BaselineAlertLatencyMS.P99), "alert_latency_ms.p99", rate)
+	row("alert latency p999", f2(r.AlertLatencyMS.P999), f2(r.BaselineAlertLatencyMS.P999), "alert_latency_ms.p999", rate)
+	row("restore rate", f0(r.RestoreRPS), f0(r.BaselineRestoreRPS), "restore_rps", "records/s")
+	row("restore time", f2(r.RestoreSeconds), f2(r.BaselineRestoreSeconds), "restore_seconds",
+		fmt.Sprintf("s (%s / %s records)", commas(r.RestoreRecords), commas(r.BaselineRestoreRecords)))
+	est := "s"
+	if r.ReadySeconds1MUsersEstimated {
+		est = "s (estimated)"
+	}
+	row("time to ready, 1M users", f2(r.ReadySeconds1MUsers), f2(r.BaselineReadySeconds1MUsers), "time_to_ready_1m_users_seconds", est)
+	row("query latency p50", f2(r.QueryLatencyMS.P50), f2(r.BaselineQueryLatencyMS.P50), "query_latency_ms.p50", fmt.Sprintf("ms, %d clients", c.Clients))
+	row("query latency p99", f2(r.QueryLatencyMS.P99), f2(r.BaselineQueryLatencyMS.P99), "query_latency_ms.p99", fmt.Sprintf("ms, %d clients", c.Clients))
+	row("queries", f0(r.QueryRPS), f0(r.BaselineQueryRPS), "query_rps", "requests/s")
+	row("peak RSS per 1M users", mib(r.RSSBytesPerMillionUsers), mib(r.BaselineRSSBytesPerMillionUsers), "rss_bytes_per_million_users",
+		fmt.Sprintf("MiB (peak %s / %s MiB, %s users)", mib(float64(r.PeakRSSBytes)), mib(float64(r.BaselinePeakRSSBytes)), commas(int64(r.UsersHeld))))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	return nil
+}
+
+// commas formats n with thousands separators.
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func seconds(d time.Duration) float64 { return d.Seconds() }
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
