@@ -168,6 +168,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
+	// progress lines and the children's stderr share the writer
+	cfg.Progress = &lockedWriter{w: cfg.Progress}
 	r := &run{cfg: cfg, brokers: cfg.Brokers, started: time.Now(), load: loadAvg()}
 	brokerInfo := strings.Join(cfg.Brokers, ",")
 	if len(r.brokers) == 0 {
@@ -219,6 +221,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := r.result(figs, brokerInfo)
 	return res, nil
+}
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 func (r *run) progress(format string, args ...any) {
