@@ -31,44 +31,7 @@ func TestSASL(t *testing.T) {
 			sec := kafka.Security{SASLMechanism: mech, SASLUser: "fraud", SASLPassword: "s3cret"}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			if err := app.CreateTopics(ctx, app.TopicsConfig{Brokers: brokers, Partitions: 2, Replication: 1, Security: sec}, &bytes.Buffer{}); err != nil {
-				t.Fatal(err)
-			}
-			pc := processConfig(brokers, t.TempDir())
-			pc.Security = sec
-			p, err := app.NewProcessor(pc, app.Env{Log: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			pctx, pcancel := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- p.Run(pctx, nil) }()
-			defer func() {
-				pcancel()
-				if err := <-done; err != nil {
-					t.Errorf("processor: %v", err)
-				}
-			}()
-			var lines bytes.Buffer
-			at := time.Now().Add(-time.Minute).UTC()
-			for i := 0; i < 6; i++ {
-				b, _ := codecs.Txn{TransactionID: fmt.Sprintf("s%d", i), UserID: "usr_sasl", Amount: 1, Currency: "USD",
-					Timestamp: at}.MarshalJSON()
-				lines.Write(append(b, '\n'))
-			}
-			if err := app.Produce(ctx, app.ProduceConfig{Brokers: brokers, File: "-", Key: "none", Security: sec}, &lines, &bytes.Buffer{}); err != nil {
-				t.Fatal(err)
-			}
-			testkafka.Eventually(t, time.Minute, func() error {
-				var out bytes.Buffer
-				if err := app.Alerts(ctx, app.AlertsConfig{Brokers: brokers, FromBeginning: true, Security: sec}, &out); err != nil {
-					return err
-				}
-				if !strings.Contains(out.String(), `"user_id":"usr_sasl"`) {
-					return fmt.Errorf("no alert yet: %q", out.String())
-				}
-				return nil
-			})
+			runSecured(t, ctx, brokers, sec, "usr_sasl")
 
 			bad := sec
 			bad.SASLPassword = "wrong"
@@ -98,4 +61,48 @@ func TestSecurityValidate(t *testing.T) {
 	if err := (kafka.Security{TLS: true, SASLMechanism: "SCRAM-SHA-512", SASLUser: "u", SASLPassword: "p"}).Validate(); err != nil {
 		t.Errorf("valid settings rejected: %v", err)
 	}
+}
+
+// runSecured runs every client (topics, a processor with its goka/sarama
+// clients, produce, alerts) with sec until a burst's alert is read back.
+func runSecured(t *testing.T, ctx context.Context, brokers []string, sec kafka.Security, user string) {
+	t.Helper()
+	if err := app.CreateTopics(ctx, app.TopicsConfig{Brokers: brokers, Partitions: 2, Replication: 1, Security: sec}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	pc := processConfig(brokers, t.TempDir())
+	pc.Security = sec
+	p, err := app.NewProcessor(pc, app.Env{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(pctx, nil) }()
+	defer func() {
+		pcancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor: %v", err)
+		}
+	}()
+	var lines bytes.Buffer
+	at := time.Now().Add(-time.Minute).UTC()
+	for i := 0; i < 6; i++ {
+		b, _ := codecs.Txn{TransactionID: fmt.Sprintf("s%d", i), UserID: user, Amount: 1, Currency: "USD",
+			Timestamp: at}.MarshalJSON()
+		lines.Write(append(b, '\n'))
+	}
+	if err := app.Produce(ctx, app.ProduceConfig{Brokers: brokers, File: "-", Key: "none", Security: sec}, &lines, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	testkafka.Eventually(t, time.Minute, func() error {
+		var out bytes.Buffer
+		if err := app.Alerts(ctx, app.AlertsConfig{Brokers: brokers, FromBeginning: true, Security: sec}, &out); err != nil {
+			return err
+		}
+		if !strings.Contains(out.String(), `"user_id":"`+user+`"`) {
+			return fmt.Errorf("no alert yet: %q", out.String())
+		}
+		return nil
+	})
 }
