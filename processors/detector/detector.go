@@ -183,14 +183,16 @@ func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool) 
 		}
 		rec := d.deadLetter(codecs.ReasonLate, detail, r.Key, r.HasKey, r.Partition, r.Offset, r.Original)
 		if err := d.deps.DeadLetters.EmitSync(string(r.Key), rec); err != nil {
-			ctx.Fail(fmt.Errorf("detector: producing dead letter to %s: %w", topics.DLQ, err))
+			fail(ctx, fmt.Errorf("detector: producing dead letter to %s: %w", topics.DLQ, err))
+			return
 		}
 		d.deps.Metrics.deadLetter(codecs.ReasonLate)
 	case rules.Counted:
 		now := d.deps.Now()
 		for _, a := range alerts {
 			if err := d.deps.Alerts.EmitSync(a.UserID, codecs.NewAlertRecord(a, now)); err != nil {
-				ctx.Fail(fmt.Errorf("detector: producing alert to %s: %w", topics.Alerts, err))
+				fail(ctx, fmt.Errorf("detector: producing alert to %s: %w", topics.Alerts, err))
+				return
 			}
 			d.deps.Metrics.alert(a.Rule)
 		}
@@ -200,6 +202,17 @@ func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool) 
 			d.deps.Metrics.observeLatency(now, r.RecordTime, ev.Time)
 		}
 	}
+}
+
+// fail stops the processing of a record whose synchronous write failed. The
+// record must then never be committed, and its state must not be written (it
+// would say "alerted" for an alert Kafka does not have). goka's Fail panics
+// only while the processor runs; when it is already stopping (another
+// partition failed), Fail returns and the callback would go on and commit.
+// So the commit is held back with an error first, and the caller returns.
+func fail(ctx goka.Context, err error) {
+	ctx.DeferCommit()(err)
+	ctx.Fail(err)
 }
 
 func (d *Detector) deadLetter(reason codecs.Reason, detail string, key []byte, hasKey bool, partition int32, offset int64, raw []byte) *codecs.DeadLetterRecord {

@@ -215,3 +215,59 @@ func TestReKeyedRecordsOutOfInputOrder(t *testing.T) {
 		t.Fatalf("want both transactions counted once, state %+v", st)
 	}
 }
+
+// baseContext names goka.Context for embedding: an embedded field called
+// Context would hide the interface's Context method.
+type baseContext = goka.Context
+
+// stoppingContext is a goka.Context of a processor that is already stopping:
+// its Fail returns instead of panicking, as goka's does then. It serves st.
+type stoppingContext struct {
+	baseContext
+	st       *rules.State
+	failed   error
+	deferred error
+	set      bool
+}
+
+func (c *stoppingContext) Value() any                          { return c.st }
+func (c *stoppingContext) SetValue(any, ...goka.ContextOption) { c.set = true }
+func (c *stoppingContext) Partition() int32                    { return 0 }
+func (c *stoppingContext) Offset() int64                       { return 1 }
+func (c *stoppingContext) Fail(err error)                      { c.failed = err }
+func (c *stoppingContext) DeferCommit() func(error) {
+	return func(err error) { c.deferred = err }
+}
+
+type failingSink struct{}
+
+func (failingSink) EmitSync(string, any) error { return fmt.Errorf("broker gone") }
+
+// TestFailedAlertWhileStopping: when the alert cannot be produced while the
+// processor is already stopping, the state must not record the alert and the
+// record must not be committed.
+func TestFailedAlertWhileStopping(t *testing.T) {
+	d, err := New(Config{Rules: rules.Default(), MaxBytes: codecs.DefaultMaxBytes, MaxSkew: time.Minute, Partitions: 1},
+		Deps{Alerts: failingSink{}, DeadLetters: failingSink{}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 6, 15, 14, 30, 0, 0, time.UTC)
+	st := &rules.State{}
+	for i := range 5 {
+		cfg := rules.Default()
+		cfg.Apply(st, "u", rules.Source{Partition: 0, Offset: int64(i) - 10}, rules.Event{ID: fmt.Sprint(i), Time: at.UnixNano(), Amount: 1, Currency: "USD"})
+	}
+	ctx := &stoppingContext{st: st}
+	var txn codecs.Txn
+	if err := json.Unmarshal(txnJSON("sixth", "u", at), &txn); err != nil {
+		t.Fatal(err)
+	}
+	d.applyRouted(ctx, &codecs.Routed{Txn: txn}, false)
+	if ctx.failed == nil || ctx.deferred == nil {
+		t.Fatalf("the failure was not reported and the commit not held back: fail=%v deferred=%v", ctx.failed, ctx.deferred)
+	}
+	if ctx.set {
+		t.Fatal("the state was written although its alert was not produced")
+	}
+}
