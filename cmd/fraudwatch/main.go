@@ -195,7 +195,7 @@ func securityFlags(fs *flag.FlagSet) *kafka.Security {
 type processFlags struct {
 	rulesFile, mode, logLevel, httpAddr string
 	size, grace, maxSkew                time.Duration
-	maxTxns, maxBytes                   int
+	maxTxns, maxBytes, stateCacheMB     int
 }
 
 func (p *processFlags) register(fs *flag.FlagSet, httpDefault string) {
@@ -208,6 +208,7 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string) {
 	fs.DurationVar(&p.maxSkew, "max-skew", 5*time.Minute, "how far ahead of the clock an event time may be")
 	fs.StringVar(&p.httpAddr, "http", httpDefault, "HTTP address for /healthz, /readyz, /metrics (empty: off)")
 	fs.StringVar(&p.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.IntVar(&p.stateCacheMB, "state-cache-mb", app.DefaultStateCacheMB, "memory for cached user states, in MiB, shared by the partitions (LevelDB holds the rest)")
 }
 
 // parse parses args and returns the logger and the processor config.
@@ -257,7 +258,7 @@ func (p *processFlags) config(set map[string]bool) (app.ProcessConfig, error) {
 	if set["max-skew"] {
 		lim.MaxSkew = p.maxSkew
 	}
-	return app.ProcessConfig{Rules: r, MaxBytes: lim.MaxBytes, MaxSkew: lim.MaxSkew, HTTPAddr: p.httpAddr}, nil
+	return app.ProcessConfig{Rules: r, MaxBytes: lim.MaxBytes, MaxSkew: lim.MaxSkew, HTTPAddr: p.httpAddr, StateCacheMB: p.stateCacheMB}, nil
 }
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -372,7 +373,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	c := app.ServeConfig{Brokers: splitList(*brokers), DataDir: *dataDir, Memory: *memory, HTTPAddr: pc.HTTPAddr,
-		ClientID: *clientID, Rules: pc.Rules, AuthToken: *token, Security: *sec}
+		ClientID: *clientID, Rules: pc.Rules, AuthToken: *token, Security: *sec, StateCacheMB: pc.StateCacheMB}
 	if err := c.Validate(); err != nil {
 		return usageError{err}
 	}

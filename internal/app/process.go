@@ -40,6 +40,19 @@ type ProcessConfig struct {
 	MaxSkew  time.Duration
 	HTTPAddr string // "" serves no HTTP
 	Security kafka.Security
+	// StateCacheMB is the memory for cached user states (0: DefaultStateCacheMB).
+	StateCacheMB int
+}
+
+// DefaultStateCacheMB is the default memory for cached user states.
+const DefaultStateCacheMB = 128
+
+// stateCacheBytes is one partition's share of mb MiB (0: the default).
+func stateCacheBytes(mb int, partitions int32) int {
+	if mb == 0 {
+		mb = DefaultStateCacheMB
+	}
+	return mb << 20 / int(max(partitions, 1))
 }
 
 // Validate reports every problem at once.
@@ -53,6 +66,9 @@ func (c ProcessConfig) Validate() error {
 	}
 	if c.MaxSkew < 0 {
 		errs = append(errs, fmt.Errorf("--max-skew must be >= 0, got %v", c.MaxSkew))
+	}
+	if c.StateCacheMB < 0 {
+		errs = append(errs, fmt.Errorf("--state-cache-mb must be >= 0, got %d", c.StateCacheMB))
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
@@ -147,7 +163,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	newProc := func() (*goka.Processor, error) {
 		return d.NewProcessor(p.cfg.Brokers,
 			goka.WithClientID(p.cfg.ClientID),
-			goka.WithStorageBuilder(levelDB(filepath.Join(p.cfg.DataDir, "detector"), log)),
+			goka.WithStorageBuilder(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, n), log)),
 			goka.WithProducerBuilder(opts.ProducerBuilder()),
 			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder()),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),

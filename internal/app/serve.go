@@ -36,6 +36,8 @@ type ServeConfig struct {
 	// AuthToken, when set, is required as "Authorization: Bearer <token>" on /v1/*.
 	AuthToken string
 	Security  kafka.Security
+	// StateCacheMB is the memory for cached user states (0: DefaultStateCacheMB).
+	StateCacheMB int
 }
 
 // Validate reports every problem at once.
@@ -72,7 +74,7 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	}
 	sb := storage.MemoryBuilder()
 	if !c.Memory {
-		sb = levelDB(filepath.Join(c.DataDir, "view"), env.Log)
+		sb = levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, n), env.Log)
 	}
 	applied := views.NewApplied(n)
 	view, err := goka.NewView(c.Brokers, topics.DetectorTable(), codecs.State{},

@@ -17,7 +17,7 @@ func TestCorruptLevelDBIsRebuilt(t *testing.T) {
 	dir := t.TempDir()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	b := levelDB(dir, log)
+	b := levelDB(dir, 1<<20, log)
 	st, err := b("table", 3)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestCorruptLevelDBIsRebuilt(t *testing.T) {
 
 func TestLockedLevelDBIsNotDeleted(t *testing.T) {
 	dir := t.TempDir()
-	b := levelDB(dir, slog.New(slog.DiscardHandler))
+	b := levelDB(dir, 1<<20, slog.New(slog.DiscardHandler))
 	st, err := b("table", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestDamagedFilesAreRebuilt(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			b := levelDB(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+			b := levelDB(dir, 1<<20, slog.New(slog.NewTextHandler(&logs, nil)))
 			files, _ := filepath.Glob(filepath.Join(dir, "table.0", tc.glob))
 			if len(files) == 0 {
 				t.Fatalf("no %s file to damage", tc.glob)

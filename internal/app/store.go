@@ -1,0 +1,324 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+	ldbiter "github.com/syndtr/goleveldb/leveldb/iterator"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// offsetKey is where goka's LevelDB storage keeps the table's changelog
+// offset; store uses the same key and format, so either opens the other's files.
+const offsetKey = "__offset"
+
+// Write-back limits: buffered writes go to LevelDB as one batch when this many
+// keys are dirty, or after flushEvery.
+const (
+	flushKeys  = 2048
+	flushEvery = 200 * time.Millisecond
+)
+
+// entryOverhead approximates the memory of one cached entry beyond its key
+// and value bytes (map slot, string and slice headers, entry struct).
+const entryOverhead = 80
+
+// store is goka's storage.Storage on LevelDB, built for the detector's load
+// of one read and one write per record. goka's own storage makes that two
+// synchronous LevelDB writes per record (the value, then the changelog offset
+// once Kafka acks it) and a LevelDB read for every value.
+//
+// store keeps values in memory and writes them back in batches:
+//
+//   - Set and Delete go to an in-memory map of dirty entries; SetOffset only
+//     records the offset. A flush writes every dirty entry and the latest
+//     offset in one LevelDB batch, which is atomic: after a crash the stored
+//     offset never leads the stored values, because goka reports an offset
+//     only after the value it belongs to was Set. A restart replays the
+//     changelog from the stored offset, which rewrites every value written
+//     after it, as goka does after any crash (a crash only loses the buffered
+//     writes, never the changelog's).
+//   - Written and read values stay cached up to cacheBytes; beyond that,
+//     clean entries are dropped at random. Reads of uncached keys go to
+//     LevelDB (bloom-filtered, so a new user's miss is cheap).
+//
+// A failed flush is kept and returned by every later call, so goka stops the
+// partition and it is rebuilt from the changelog.
+type store struct {
+	db         *leveldb.DB
+	cacheBytes int
+
+	mu        sync.Mutex
+	mem       map[string]*entry
+	memBytes  int
+	dirty     []string // keys of mem's entries not yet written
+	gen       uint64
+	offset    int64 // latest offset SetOffset reported; valid if hasOffset
+	hasOffset bool
+	offDirty  bool // offset not yet written
+	lastFlush time.Time
+	err       error // a failed flush; sticky
+	opened    bool
+
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+type entry struct {
+	val     []byte // nil: deleted
+	dirty   bool
+	deleted bool
+}
+
+func newStore(db *leveldb.DB, cacheBytes int) *store {
+	return &store{db: db, cacheBytes: cacheBytes, mem: map[string]*entry{}, lastFlush: time.Now(),
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+var _ storage.Storage = (*store)(nil)
+
+// Open starts the timer that flushes buffered writes of an idle partition.
+func (s *store) Open() error {
+	s.mu.Lock()
+	s.opened = true
+	s.mu.Unlock()
+	go func() {
+		defer close(s.stopped)
+		t := time.NewTicker(flushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.mu.Lock()
+				if time.Since(s.lastFlush) >= flushEvery {
+					s.flushLocked()
+				}
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return nil
+}
+
+// Close writes what is buffered and closes LevelDB.
+func (s *store) Close() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.mu.Lock()
+	opened := s.opened
+	err := s.flushLocked()
+	s.mu.Unlock()
+	if opened {
+		<-s.stopped
+	}
+	return errors.Join(err, s.db.Close())
+}
+
+func (s *store) Has(key string) (bool, error) {
+	v, err := s.Get(key)
+	return v != nil, err
+}
+
+func (s *store) Get(key string) ([]byte, error) {
+	s.mu.Lock()
+	if s.err != nil {
+		defer s.mu.Unlock()
+		return nil, s.err
+	}
+	if e, ok := s.mem[key]; ok {
+		s.mu.Unlock()
+		return e.val, nil
+	}
+	gen := s.gen
+	s.mu.Unlock()
+	v, err := s.db.Get([]byte(key), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("app: reading %q from local state: %w", key, err)
+	}
+	s.mu.Lock()
+	if s.gen == gen { // no write since the read: v is still the newest value
+		s.putLocked(key, &entry{val: v})
+	}
+	s.mu.Unlock()
+	return v, nil
+}
+
+func (s *store) Set(key string, value []byte) error {
+	v := make([]byte, len(value))
+	copy(v, value)
+	return s.write(key, &entry{val: v, dirty: true})
+}
+
+func (s *store) Delete(key string) error {
+	return s.write(key, &entry{dirty: true, deleted: true})
+}
+
+func (s *store) write(key string, e *entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.gen++
+	s.putLocked(key, e)
+	if len(s.dirty) >= flushKeys {
+		return s.flushLocked()
+	}
+	return nil
+}
+
+func (s *store) putLocked(key string, e *entry) {
+	old, ok := s.mem[key]
+	if ok {
+		s.memBytes -= len(old.val)
+	} else {
+		s.memBytes += len(key) + entryOverhead
+	}
+	if e.dirty && (!ok || !old.dirty) {
+		s.dirty = append(s.dirty, key)
+	}
+	s.mem[key] = e
+	s.memBytes += len(e.val)
+}
+
+func (s *store) GetOffset(def int64) (int64, error) {
+	s.mu.Lock()
+	if s.hasOffset {
+		defer s.mu.Unlock()
+		return s.offset, nil
+	}
+	s.mu.Unlock()
+	v, err := s.db.Get([]byte(offsetKey), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return def, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("app: reading the local table offset: %w", err)
+	}
+	off, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("app: decoding the local table offset %q: %w", v, err)
+	}
+	return off, nil
+}
+
+func (s *store) SetOffset(offset int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offset, s.hasOffset, s.offDirty = offset, true, true
+	return s.err
+}
+
+func (s *store) MarkRecovered() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushLocked()
+}
+
+// flushLocked writes every dirty entry and the offset in one batch, then
+// drops clean entries beyond the cache size.
+func (s *store) flushLocked() error {
+	if s.err != nil {
+		return s.err
+	}
+	s.lastFlush = time.Now()
+	if err := s.writeLocked(); err != nil {
+		s.err = err
+		return err
+	}
+	for k, e := range s.mem { // map order is random: random eviction
+		if s.memBytes <= s.cacheBytes {
+			break
+		}
+		delete(s.mem, k)
+		s.memBytes -= len(k) + len(e.val) + entryOverhead
+	}
+	return nil
+}
+
+// writeLocked writes the dirty entries and the offset as one batch.
+func (s *store) writeLocked() error {
+	if len(s.dirty) == 0 && !s.offDirty {
+		return nil
+	}
+	var b leveldb.Batch
+	for _, k := range s.dirty {
+		e := s.mem[k]
+		if e.deleted {
+			b.Delete([]byte(k))
+		} else {
+			b.Put([]byte(k), e.val)
+		}
+	}
+	if s.offDirty {
+		b.Put([]byte(offsetKey), strconv.AppendInt(nil, s.offset, 10))
+	}
+	if err := s.db.Write(&b, nil); err != nil {
+		return fmt.Errorf("app: writing local state: %w", err)
+	}
+	for _, k := range s.dirty {
+		e := s.mem[k]
+		if e.deleted {
+			delete(s.mem, k)
+			s.memBytes -= len(k) + entryOverhead
+		}
+		e.dirty = false
+	}
+	s.dirty, s.offDirty = s.dirty[:0], false
+	return nil
+}
+
+// flush writes what is buffered; iterators read LevelDB and need it there.
+func (s *store) flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushLocked()
+}
+
+func (s *store) Iterator() (storage.Iterator, error) {
+	if err := s.flush(); err != nil {
+		return nil, err
+	}
+	return &iterator{s.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})}, nil
+}
+
+func (s *store) IteratorWithRange(start, limit []byte) (storage.Iterator, error) {
+	if err := s.flush(); err != nil {
+		return nil, err
+	}
+	if len(limit) > 0 {
+		return &iterator{s.db.NewIterator(&util.Range{Start: start, Limit: limit}, nil)}, nil
+	}
+	return &iterator{s.db.NewIterator(util.BytesPrefix(start), nil)}, nil
+}
+
+// iterator skips the offset key, as goka's does.
+type iterator struct{ it ldbiter.Iterator }
+
+func (i *iterator) Next() bool {
+	for i.it.Next() {
+		if string(i.it.Key()) != offsetKey {
+			return true
+		}
+	}
+	return false
+}
+func (i *iterator) Err() error             { return i.it.Error() }
+func (i *iterator) Key() []byte            { return i.it.Key() }
+func (i *iterator) Value() ([]byte, error) { return i.it.Value(), nil }
+func (i *iterator) Release()               { i.it.Release() }
+func (i *iterator) Seek(key []byte) bool   { return i.it.Seek(key) }

@@ -1,0 +1,255 @@
+package app
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	gokastorage "github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+)
+
+func openStore(t *testing.T, dir string, cacheBytes int) *store {
+	t.Helper()
+	st, err := levelDB(dir, cacheBytes, slog.New(slog.DiscardHandler))("table", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st.(*store)
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// crash stops s like a killed process: LevelDB is closed without writing
+// what s buffers.
+func crash(t *testing.T, s *store) {
+	t.Helper()
+	close(s.stop)
+	<-s.stopped
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStoreOffsetNeverLeadsValues: after a crash at any point, every value
+// written before the stored offset was reported is in LevelDB, so replaying
+// the changelog from the stored offset restores everything.
+func TestStoreOffsetNeverLeadsValues(t *testing.T) {
+	for _, n := range []int{1, flushKeys - 1, flushKeys, 3*flushKeys + 17} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			dir := t.TempDir()
+			s := openStore(t, dir, 1<<20)
+			for i := range n {
+				// goka: the value is Set, then produced to the changelog;
+				// the ack reports its offset.
+				if err := s.Set(fmt.Sprintf("usr_%05d", i), []byte(strconv.Itoa(i))); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.SetOffset(int64(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			crash(t, s)
+			s = openStore(t, dir, 1<<20)
+			defer s.Close()
+			off, err := s.GetOffset(-1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A full batch is written by the Set that fills it, before that
+			// value's offset is reported; the timer may have written more.
+			if least := int64(n/flushKeys*flushKeys - 2); n >= flushKeys && off < least {
+				t.Errorf("stored offset %d after %d writes, want at least %d (the last full batch)", off, n, least)
+			}
+			for i := int64(0); i <= off; i++ {
+				v, err := s.Get(fmt.Sprintf("usr_%05d", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(v) != strconv.FormatInt(i, 10) {
+					t.Fatalf("offset %d is stored but the value written before it is %q", off, v)
+				}
+			}
+		})
+	}
+}
+
+// TestStoreClosePersists: a clean close writes everything, and goka's own
+// LevelDB storage reads the same values and offset.
+func TestStoreClosePersists(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, 1<<20)
+	for i := range 100 {
+		if err := s.Set(fmt.Sprintf("k%d", i), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete("k7"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get("k7"); v != nil || err != nil {
+		t.Fatalf("deleted key read %q, %v", v, err)
+	}
+	if err := s.SetOffset(99); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := leveldb.OpenFile(filepath.Join(dir, "table.0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := gokastorage.New(db)
+	defer g.Close()
+	if off, err := g.GetOffset(-1); off != 99 || err != nil {
+		t.Fatalf("goka storage reads offset %d, %v; want 99", off, err)
+	}
+	if v, _ := g.Get("k42"); !bytes.Equal(v, []byte{42}) {
+		t.Fatalf("k42 = %v", v)
+	}
+	if v, _ := g.Get("k7"); v != nil {
+		t.Fatalf("deleted k7 = %v", v)
+	}
+	it, err := g.Iterator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Release()
+	n := 0
+	for it.Next() {
+		n++
+	}
+	if n != 99 {
+		t.Fatalf("iterated %d keys, want 99", n)
+	}
+}
+
+// TestStoreCacheIsBounded: beyond its size the cache drops entries, and
+// reads of dropped keys come from LevelDB.
+func TestStoreCacheIsBounded(t *testing.T) {
+	const cacheBytes = 16 << 10
+	s := openStore(t, t.TempDir(), cacheBytes)
+	defer s.Close()
+	val := bytes.Repeat([]byte("x"), 100)
+	for i := range 5000 {
+		if err := s.Set(fmt.Sprintf("usr_%05d", i), append(val, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.MarkRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	used, n := s.memBytes, len(s.mem)
+	s.mu.Unlock()
+	if used > cacheBytes || n == 0 || n >= 5000 {
+		t.Fatalf("cache holds %d entries, %d bytes; limit %d bytes", n, used, cacheBytes)
+	}
+	for i := range 5000 {
+		v, err := s.Get(fmt.Sprintf("usr_%05d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(v, append(val, byte(i))) {
+			t.Fatalf("usr_%05d = %q", i, v)
+		}
+	}
+	it, err := s.Iterator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Release()
+	keys := 0
+	for it.Next() {
+		keys++
+	}
+	if keys != 5000 {
+		t.Fatalf("iterator saw %d keys, want 5000 (and not the offset)", keys)
+	}
+}
+
+// TestStoreFailedFlushIsSticky: once a write-back fails, every call fails,
+// so goka stops the partition instead of going on with lost writes.
+func TestStoreFailedFlushIsSticky(t *testing.T) {
+	s := openStore(t, t.TempDir(), 1<<20)
+	if err := s.Set("a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.db.Close() // a write now fails as a full disk would
+	s.mu.Unlock()
+	if err := s.MarkRecovered(); err == nil {
+		t.Fatal("flush to a closed LevelDB succeeded")
+	}
+	if _, err := s.Get("a"); err == nil {
+		t.Fatal("Get after a failed flush succeeded")
+	}
+	if err := s.Set("b", []byte("2")); err == nil {
+		t.Fatal("Set after a failed flush succeeded")
+	}
+	if err := s.Close(); err == nil || !errors.Is(err, leveldb.ErrClosed) {
+		t.Fatalf("Close = %v, want the flush error", err)
+	}
+}
+
+// TestStoreConcurrentReaders: a view's HTTP readers run while its partition
+// goroutine writes; a reader never sees a value older than one it saw before.
+func TestStoreConcurrentReaders(t *testing.T) {
+	s := openStore(t, t.TempDir(), 2<<10) // small: entries are dropped and re-read
+	defer s.Close()
+	const keys, writes = 50, 20000
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for r := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seen := make([]int, keys)
+			for i := 0; !done.Load(); i++ {
+				k := (i + r) % keys
+				v, err := s.Get(fmt.Sprintf("k%d", k))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if v == nil {
+					continue
+				}
+				n, _ := strconv.Atoi(string(v))
+				if n < seen[k] {
+					errs <- fmt.Errorf("k%d went back from %d to %d", k, seen[k], n)
+					return
+				}
+				seen[k] = n
+			}
+		}()
+	}
+	for i := range writes {
+		if err := s.Set(fmt.Sprintf("k%d", i%keys), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		if i%500 == 0 {
+			if err := s.MarkRecovered(); err != nil { // a flush, and eviction
+				t.Fatal(err)
+			}
+		}
+	}
+	done.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
