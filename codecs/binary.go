@@ -30,7 +30,13 @@ func b2u(v bool) byte {
 type reader struct {
 	b   []byte
 	err error
+	// str, when set, is the whole input as one string: strings are read as
+	// substrings of it, one allocation per decode instead of one per string.
+	str string
 }
+
+// newStringReader reads b, with its strings sharing one copy of b.
+func newStringReader(b []byte) reader { return reader{b: b, str: string(b)} }
 
 func (r *reader) fail() { r.err = errShort; r.b = nil }
 
@@ -95,7 +101,21 @@ func (r *reader) bytes() []byte {
 	return v
 }
 
-func (r *reader) string() string { return string(r.bytes()) }
+func (r *reader) string() string {
+	n := r.count(1)
+	if r.err != nil {
+		return ""
+	}
+	var v string
+	if r.str != "" {
+		off := len(r.str) - len(r.b)
+		v = r.str[off : off+n]
+	} else {
+		v = string(r.b[:n])
+	}
+	r.b = r.b[n:]
+	return v
+}
 
 func (r *reader) bool() bool {
 	switch r.byte() {

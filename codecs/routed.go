@@ -64,7 +64,7 @@ func AppendRouted(b []byte, r *Routed) []byte {
 
 // DecodeRouted decodes b into r.
 func DecodeRouted(b []byte, r *Routed) error {
-	rd := reader{b: b}
+	rd := newStringReader(b)
 	if v := rd.byte(); rd.err == nil && v != routedVersion {
 		return fmt.Errorf("codecs: routed version %d is not supported (want %d)", v, routedVersion)
 	}

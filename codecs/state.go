@@ -1,6 +1,7 @@
 package codecs
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -22,9 +23,9 @@ type State struct{}
 func (State) Encode(v any) ([]byte, error) {
 	switch s := v.(type) {
 	case *rules.State:
-		return AppendState(nil, s), nil
+		return AppendState(make([]byte, 0, stateSize(s)), s), nil
 	case rules.State:
-		return AppendState(nil, &s), nil
+		return AppendState(make([]byte, 0, stateSize(&s)), &s), nil
 	}
 	return nil, fmt.Errorf("codecs: State cannot encode %T", v)
 }
@@ -36,6 +37,16 @@ func (State) Decode(b []byte) (any, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// stateSize is at least the encoded size of s.
+func stateSize(s *rules.State) int {
+	n := 1 + 1 + binary.MaxVarintLen64 + 3*binary.MaxVarintLen64 + len(s.Sources)*(2*binary.MaxVarintLen64+1) +
+		len(s.Fired)*(1+2*binary.MaxVarintLen64)
+	for _, e := range s.Events {
+		n += 3*binary.MaxVarintLen64 + len(e.ID) + len(e.Currency) + len(e.Country) + binary.MaxVarintLen64 + 8
+	}
+	return n
 }
 
 // AppendState appends the binary form of s to b.
@@ -69,7 +80,7 @@ func AppendState(b []byte, s *rules.State) []byte {
 
 // DecodeState decodes b into s, replacing its contents.
 func DecodeState(b []byte, s *rules.State) error {
-	r := reader{b: b}
+	r := newStringReader(b)
 	v := r.byte()
 	if r.err == nil && v != stateVersion && v != 1 {
 		return fmt.Errorf("codecs: state version %d is not supported (want 1 or %d)", v, stateVersion)
