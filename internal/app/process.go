@@ -194,7 +194,17 @@ func (p *Processor) supervise(ctx context.Context, newProc func() (*goka.Process
 	for attempt := 0; ; attempt++ {
 		proc, err := newProc()
 		if err != nil {
-			return err
+			// goka's topic manager checks the first broker of the metadata
+			// only: while that one is down (a rolling restart), building
+			// fails though the cluster serves. Retry as after a stop.
+			log.Warn("building the processor failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
 		}
 		started := time.Now()
 		p.cur.Store(proc)

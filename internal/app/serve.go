@@ -49,6 +49,9 @@ func (c ServeConfig) Validate() error {
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("no HTTP address: set --http"))
 	}
+	if c.StateCacheMB < 0 {
+		errs = append(errs, fmt.Errorf("--state-cache-mb must be >= 0, got %d", c.StateCacheMB))
+	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
 	}
