@@ -18,11 +18,14 @@ import (
 // offset; store uses the same key and format, so either opens the other's files.
 const offsetKey = "__offset"
 
-// Write-back limits: buffered writes go to LevelDB as one batch when this many
-// keys are dirty, or after flushEvery.
+// Write-back limits: once flushKeys keys are dirty, or flushEvery after the
+// last write-back, the dirty entries go to LevelDB as one batch, written in
+// the background while processing goes on. A writer that gets maxDirtyKeys
+// ahead of LevelDB waits (backpressure).
 const (
-	flushKeys  = 2048
-	flushEvery = 200 * time.Millisecond
+	flushKeys    = 2048
+	maxDirtyKeys = 4 * flushKeys
+	flushEvery   = 200 * time.Millisecond
 )
 
 // entryOverhead approximates the memory of one cached entry beyond its key
@@ -44,6 +47,9 @@ const entryOverhead = 80
 //     changelog from the stored offset, which rewrites every value written
 //     after it, as goka does after any crash (a crash only loses the buffered
 //     writes, never the changelog's).
+//   - The batch is written outside the lock, by a background goroutine, so a
+//     slow LevelDB write (a memtable that waits for its compaction) does not
+//     stop the partition; reads meanwhile find the values in memory.
 //   - Written and read values stay cached up to cacheBytes; beyond that,
 //     clean entries are dropped at random. Reads of uncached keys go to
 //     LevelDB (bloom-filtered, so a new user's miss is cheap).
@@ -65,6 +71,9 @@ type store struct {
 	lastFlush time.Time
 	err       error // a failed flush; sticky
 	opened    bool
+	writing   bool       // a batch is being written, outside mu
+	written   *sync.Cond // on mu: signalled when a batch write ends
+	kick      chan struct{}
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -77,13 +86,16 @@ type entry struct {
 }
 
 func newStore(db *leveldb.DB, cacheBytes int) *store {
-	return &store{db: db, cacheBytes: cacheBytes, mem: map[string]*entry{}, lastFlush: time.Now(),
-		stop: make(chan struct{}), stopped: make(chan struct{})}
+	s := &store{db: db, cacheBytes: cacheBytes, mem: map[string]*entry{}, lastFlush: time.Now(),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	s.written = sync.NewCond(&s.mu)
+	return s
 }
 
 var _ storage.Storage = (*store)(nil)
 
-// Open starts the timer that flushes buffered writes of an idle partition.
+// Open starts the goroutine that writes buffered writes back: when enough
+// are dirty, and on a timer for an idle partition.
 func (s *store) Open() error {
 	s.mu.Lock()
 	s.opened = true
@@ -96,13 +108,14 @@ func (s *store) Open() error {
 			select {
 			case <-s.stop:
 				return
+			case <-s.kick:
 			case <-t.C:
-				s.mu.Lock()
-				if time.Since(s.lastFlush) >= flushEvery {
-					s.flushLocked()
-				}
-				s.mu.Unlock()
 			}
+			s.mu.Lock()
+			if !s.writing && (len(s.dirty) >= flushKeys || time.Since(s.lastFlush) >= flushEvery) {
+				s.flushLocked() // an error is kept in s.err
+			}
+			s.mu.Unlock()
 		}
 	}()
 	return nil
@@ -175,8 +188,14 @@ func (s *store) write(key string, e *entry) error {
 	}
 	s.gen++
 	s.putLocked(key, e)
-	if len(s.dirty) >= flushKeys {
+	switch {
+	case len(s.dirty) >= maxDirtyKeys || (!s.opened && len(s.dirty) >= flushKeys):
 		return s.flushLocked()
+	case len(s.dirty) >= flushKeys:
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
@@ -230,19 +249,35 @@ func (s *store) MarkRecovered() error {
 }
 
 // flushLocked writes every dirty entry and the offset in one batch, then
-// drops clean entries beyond the cache size.
+// drops clean entries beyond the cache size. It is called with s.mu held and
+// returns with it held, but releases it while LevelDB writes; one batch is
+// written at a time, in order.
 func (s *store) flushLocked() error {
+	for s.writing {
+		s.written.Wait()
+	}
 	if s.err != nil {
 		return s.err
 	}
 	s.lastFlush = time.Now()
-	if err := s.writeLocked(); err != nil {
-		s.err = err
-		return err
+	if b := s.batchLocked(); b != nil {
+		s.writing = true
+		s.mu.Unlock()
+		err := s.db.Write(b, nil)
+		s.mu.Lock()
+		s.writing = false
+		s.written.Broadcast()
+		if err != nil {
+			s.err = fmt.Errorf("app: writing local state: %w", err)
+			return s.err
+		}
 	}
 	for k, e := range s.mem { // map order is random: random eviction
 		if s.memBytes <= s.cacheBytes {
 			break
+		}
+		if e.dirty {
+			continue
 		}
 		delete(s.mem, k)
 		s.memBytes -= len(k) + len(e.val) + entryOverhead
@@ -250,12 +285,15 @@ func (s *store) flushLocked() error {
 	return nil
 }
 
-// writeLocked writes the dirty entries and the offset as one batch.
-func (s *store) writeLocked() error {
+// batchLocked takes the dirty entries and the offset into a batch (nil:
+// nothing to write). They stay in mem, now clean (a deleted key as an entry
+// that reads as absent), and are dropped only by a later eviction, after the
+// batch is written.
+func (s *store) batchLocked() *leveldb.Batch {
 	if len(s.dirty) == 0 && !s.offDirty {
 		return nil
 	}
-	var b leveldb.Batch
+	b := new(leveldb.Batch)
 	for _, k := range s.dirty {
 		e := s.mem[k]
 		if e.deleted {
@@ -263,23 +301,13 @@ func (s *store) writeLocked() error {
 		} else {
 			b.Put([]byte(k), e.val)
 		}
+		e.dirty = false
 	}
 	if s.offDirty {
 		b.Put([]byte(offsetKey), strconv.AppendInt(nil, s.offset, 10))
 	}
-	if err := s.db.Write(&b, nil); err != nil {
-		return fmt.Errorf("app: writing local state: %w", err)
-	}
-	for _, k := range s.dirty {
-		e := s.mem[k]
-		if e.deleted {
-			delete(s.mem, k)
-			s.memBytes -= len(k) + entryOverhead
-		}
-		e.dirty = false
-	}
 	s.dirty, s.offDirty = s.dirty[:0], false
-	return nil
+	return b
 }
 
 // flush writes what is buffered; iterators read LevelDB and need it there.
