@@ -63,6 +63,9 @@ type Config struct {
 	Clients    int
 	// LatencyDuration is how long events flow at half the measured rate.
 	LatencyDuration time.Duration
+	// LatencyRate, when > 0, is the rate of the latency run in events/s
+	// instead of half the measured rate.
+	LatencyRate float64
 	// QueryDuration is how long the query clients run.
 	QueryDuration time.Duration
 	DataDir       string // children's state; must exist
@@ -92,6 +95,9 @@ func (c Config) Validate() error {
 	}
 	if c.LatencyDuration <= 0 || c.QueryDuration <= 0 {
 		errs = append(errs, errors.New("--latency-duration and --query-duration must be > 0"))
+	}
+	if c.LatencyRate < 0 {
+		errs = append(errs, fmt.Errorf("--latency-rate must be >= 0, got %v", c.LatencyRate))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("bench: no data dir"))
@@ -447,6 +453,9 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 		return err
 	}
 	rate := f.eps / 2
+	if r.cfg.LatencyRate > 0 {
+		rate = r.cfg.LatencyRate
+	}
 	r.progress("%s alert latency: %s events/s for %v", s.name, commas(int64(rate)), r.cfg.LatencyDuration)
 	f.latency.RateEPS = rate
 
