@@ -45,7 +45,7 @@ type ProcessConfig struct {
 }
 
 // DefaultStateCacheMB is the default memory for cached user states.
-const DefaultStateCacheMB = 128
+const DefaultStateCacheMB = 64
 
 // stateCacheBytes is one partition's share of mb MiB (0: the default).
 func stateCacheBytes(mb int, partitions int32) int {

@@ -80,6 +80,13 @@ func RunChild(ctx context.Context, c ChildConfig, stdout io.Writer, log *slog.Lo
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+		// and the heap at the end, next to it
+		defer func() {
+			if f, err := os.Create(strings.TrimSuffix(c.CPUProfile, ".cpu.pprof") + ".heap.pprof"); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	switch c.Role {
 	case RoleProcess:
