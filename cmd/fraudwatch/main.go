@@ -388,6 +388,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	partitions := fs.Int("partitions", 4, "partitions of every topic")
 	clients := fs.Int("clients", 32, "concurrent HTTP clients of the query run")
 	latency := fs.Duration("latency-duration", 20*time.Second, "how long events flow at half the measured rate")
+	keyed := fs.Bool("keyed", false, "produce events keyed by user_id (default: unkeyed, as many producers do)")
 	latencyRate := fs.Float64("latency-rate", 0, "events/s of the alert latency run (0: half the measured throughput)")
 	query := fs.Duration("query-duration", 10*time.Second, "how long the query clients run")
 	jsonFile := fs.String("json", "", "also write the figures as JSON to this file")
@@ -415,7 +416,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: finding the fraudwatch binary to run the processors: %w", err)
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
-		LatencyDuration: *latency, LatencyRate: *latencyRate, QueryDuration: *query, DataDir: *dataDir, SkipBaseline: *skipBaseline, Seed: *seed,
+		LatencyDuration: *latency, LatencyRate: *latencyRate, QueryDuration: *query, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
 		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {
 		c.DataDir = "-" // validated below, replaced by a temporary dir

@@ -70,6 +70,9 @@ type Config struct {
 	QueryDuration time.Duration
 	DataDir       string // children's state; must exist
 	SkipBaseline  bool
+	// Keyed produces every event keyed by its user_id (Kafka's default
+	// partitioner), so the detector applies it without the re-key hop.
+	Keyed bool
 	// ProfileDir, when set, receives a CPU profile of each side's processor
 	// over the throughput run (<side>-throughput.cpu.pprof).
 	ProfileDir string
@@ -281,7 +284,16 @@ func (r *run) createTopics(ctx context.Context) error {
 	return nil
 }
 
-// preProduce writes cfg.Events generated events, unkeyed, as fast as the broker takes them.
+// record is an event's Kafka record: unkeyed, or keyed by user with cfg.Keyed.
+func (r *run) record(user string, v []byte) *kgo.Record {
+	if r.cfg.Keyed {
+		return &kgo.Record{Key: []byte(user), Value: v}
+	}
+	return &kgo.Record{Value: v}
+}
+
+// preProduce writes cfg.Events generated events, unkeyed (or keyed by
+// user_id with cfg.Keyed), as fast as the broker takes them.
 func (r *run) preProduce(ctx context.Context) error {
 	gen := generator.New(generator.Config{Users: r.cfg.Users, BurstUsers: r.burstUsers(), Seed: r.cfg.Seed})
 	seen := map[string]struct{}{}
@@ -310,7 +322,7 @@ func (r *run) preProduce(ctx context.Context) error {
 			return err
 		}
 		r.bytes += int64(len(v))
-		r.cl.Produce(ctx, &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
+		r.cl.Produce(ctx, r.record(t.UserID, v), func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err)
@@ -527,7 +539,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 			sent[t.TransactionID] = now
 			mu.Unlock()
 		}
-		r.cl.Produce(ctx, &kgo.Record{Value: v}, func(_ *kgo.Record, err error) {
+		r.cl.Produce(ctx, r.record(t.UserID, v), func(_ *kgo.Record, err error) {
 			if err != nil {
 				perr.CompareAndSwap(nil, err)
 			}
@@ -795,7 +807,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		Config: RunInfo{Broker: brokerInfo, Events: r.cfg.Events, Users: r.cfg.Users, BurstUsers: r.burstUsers(),
 			Partitions: r.cfg.Partitions, Clients: r.cfg.Clients, EventBytesAvg: float64(r.bytes) / float64(r.cfg.Events),
 			LatencyEvents: int(fw.latency.RateEPS * r.cfg.LatencyDuration.Seconds()), QuerySeconds: r.cfg.QueryDuration.Seconds(),
-			Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
+			Keyed: r.cfg.Keyed, Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
 		Machine: machine(),
 	}
 	res.Machine.LoadAvgStart, res.Machine.LoadAvgEnd = r.load, loadAvg()

@@ -80,6 +80,7 @@ type RunInfo struct {
 	EventBytesAvg float64 `json:"event_bytes_avg"`
 	LatencyEvents int     `json:"latency_events"`
 	QuerySeconds  float64 `json:"query_seconds"`
+	Keyed         bool    `json:"keyed"` // events keyed by user_id (else unkeyed)
 	Baseline      bool    `json:"baseline"`
 	Started       string  `json:"started"`
 	WallSeconds   float64 `json:"wall_seconds"`
@@ -196,8 +197,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 	f2 := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 	mib := func(v float64) string { return strconv.FormatFloat(v/(1<<20), 'f', 0, 64) }
 	c := r.Config
-	fmt.Fprintf(w, "fraudwatch bench: %s events, %s users (%d bursting), %d partitions, broker %s\n",
-		commas(int64(c.Events)), commas(int64(c.Users)), c.BurstUsers, c.Partitions, c.Broker)
+	keys := "unkeyed"
+	if c.Keyed {
+		keys = "keyed by user_id"
+	}
+	fmt.Fprintf(w, "fraudwatch bench: %s events (%s), %s users (%d bursting), %d partitions, broker %s\n",
+		commas(int64(c.Events)), keys, commas(int64(c.Users)), c.BurstUsers, c.Partitions, c.Broker)
 	fmt.Fprintf(w, "machine: %s, %d cores, %s GiB, %s/%s, %s, load average %.1f at start, %.1f at end\n\n", r.Machine.CPUModel,
 		r.Machine.Cores, strconv.FormatFloat(float64(r.Machine.MemoryBytes)/(1<<30), 'f', 1, 64), r.Machine.OS, r.Machine.Arch,
 		r.Machine.GoVersion, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
