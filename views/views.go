@@ -79,6 +79,27 @@ type Service struct {
 	eta      telemetry.ETA
 
 	progress atomic.Pointer[Progress]
+	// lastRecovered is when the table last said it was recovered (Unix ns;
+	// 0: never). See recovered.
+	lastRecovered atomic.Int64
+}
+
+// recoveredGrace is how long the service keeps answering after the table
+// stops saying it is recovered. goka's view partitions flip through
+// "connecting" for a moment right after recovery and when they reconnect;
+// the local state is all there meanwhile, and readiness should not flap.
+const recoveredGrace = 2 * time.Second
+
+// recovered reports whether the table is recovered, or was within
+// recoveredGrace.
+func (s *Service) recovered() bool {
+	now := s.now()
+	if s.table.Recovered() {
+		s.lastRecovered.Store(now.UnixNano())
+		return true
+	}
+	last := s.lastRecovered.Load()
+	return last != 0 && now.Sub(time.Unix(0, last)) < recoveredGrace
 }
 
 // Progress is the recovery and freshness state of every partition of the view.
@@ -165,7 +186,7 @@ func (s *Service) refresh(ctx context.Context) {
 		cancel()
 	}
 	now := s.now()
-	p := &Progress{Recovered: s.table.Recovered(), At: now.UTC(), Partitions: []PartitionProgress{}}
+	p := &Progress{Recovered: s.recovered(), At: now.UTC(), Partitions: []PartitionProgress{}}
 	st := s.table.Stats(ctx)
 	remaining := map[int32]int64{}
 	var lags []telemetry.Lag
@@ -235,7 +256,7 @@ func (s *Service) offset(part int32, ts *goka.TableStats) int64 {
 // recovered flag (the per-partition figures are refreshed every 250 ms).
 func (s *Service) Progress() *Progress {
 	p := *s.progress.Load()
-	p.Recovered = s.table.Recovered()
+	p.Recovered = s.recovered()
 	return &p
 }
 
@@ -279,7 +300,7 @@ var ErrUnknownUser = errors.New("views: unknown user")
 
 // User returns a user's state, or ErrNotRecovered/ErrUnknownUser.
 func (s *Service) User(id string) (*rules.State, error) {
-	if !s.table.Recovered() {
+	if !s.recovered() {
 		return nil, ErrNotRecovered
 	}
 	v, err := s.table.Get(id)

@@ -307,3 +307,35 @@ func TestFreshnessAndPartitions(t *testing.T) {
 		t.Errorf("after catching up: %+v", p)
 	}
 }
+
+// TestReadinessDoesNotFlap: a table that stops saying it is recovered for a
+// moment (goka's partitions pass through "connecting") keeps the service
+// ready; one that stays so longer than recoveredGrace does not.
+func TestReadinessDoesNotFlap(t *testing.T) {
+	s, tb, _ := newService(true)
+	now := t0
+	s.now = func() time.Time { return now }
+	h := s.Handler("")
+	if !s.Progress().Recovered {
+		t.Fatal("a recovered table is not ready")
+	}
+	tb.recovered = false
+	now = now.Add(recoveredGrace / 2)
+	if !s.Progress().Recovered {
+		t.Fatal("readiness flapped within the grace")
+	}
+	if rec := get(t, h, "/v1/users/usr_456"); rec.Code != 200 {
+		t.Fatalf("query within the grace: %d %s", rec.Code, rec.Body)
+	}
+	now = now.Add(recoveredGrace)
+	if s.Progress().Recovered {
+		t.Fatal("still ready after the grace")
+	}
+	if rec := get(t, h, "/v1/users/usr_456"); rec.Code != 503 {
+		t.Fatalf("query after the grace: %d, want 503", rec.Code)
+	}
+	never, _, _ := newService(false)
+	if never.Progress().Recovered {
+		t.Fatal("a table that never recovered is ready")
+	}
+}
