@@ -74,7 +74,8 @@ type Config struct {
 	// partitioner), so the detector applies it without the re-key hop.
 	Keyed bool
 	// ProfileDir, when set, receives a CPU profile of each side's processor
-	// over the throughput run (<side>-throughput.cpu.pprof).
+	// over the throughput run (<side>-throughput.cpu.pprof, with its heap at
+	// the end next to it) and of its view service (<side>-serve.cpu.pprof).
 	ProfileDir string
 	Seed       uint64
 	Spawn      Spawner
@@ -676,7 +677,11 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 	}
 	dir := r.dir(s, "serve")
 	_ = os.RemoveAll(dir)
-	c, err := start(r.cfg.Spawn, ChildConfig{Role: s.serve, Brokers: r.brokers, DataDir: dir, HTTPAddr: addr}, r.cfg.Progress)
+	cc := ChildConfig{Role: s.serve, Brokers: r.brokers, DataDir: dir, HTTPAddr: addr}
+	if r.cfg.ProfileDir != "" {
+		cc.CPUProfile = filepath.Join(r.cfg.ProfileDir, s.name+"-serve.cpu.pprof")
+	}
+	c, err := start(r.cfg.Spawn, cc, r.cfg.Progress)
 	if err != nil {
 		return err
 	}
