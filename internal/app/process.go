@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,6 +111,9 @@ type Processor struct {
 	env   Env
 	ready atomic.Bool
 	cur   atomic.Pointer[goka.Processor] // the one supervise runs now
+
+	// wrapBuild, when set (tests), wraps the function that builds processors.
+	wrapBuild func(build func() (*goka.Processor, error)) func() (*goka.Processor, error)
 }
 
 // NewProcessor validates cfg.
@@ -172,6 +176,9 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 		)
 	}
 
+	if p.wrapBuild != nil {
+		newProc = p.wrapBuild(newProc)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.supervise(gctx, newProc, n, onReady) })
 	if reg != nil { // nobody would read the figures
@@ -190,52 +197,31 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 // is built to survive exactly.
 func (p *Processor) supervise(ctx context.Context, newProc func() (*goka.Processor, error), partitions int32, onReady func()) error {
 	log := p.env.Log
+	var readyOnce sync.Once // onReady: the first time any processor is ready
 	backoff := time.Second
 	for attempt := 0; ; attempt++ {
+		why := "processor stopped; restarting from the committed offsets"
 		proc, err := newProc()
 		if err != nil {
 			// goka's topic manager checks the first broker of the metadata
 			// only: while that one is down (a rolling restart), building
 			// fails though the cluster serves. Retry as after a stop.
-			log.Warn("building the processor failed; retrying", "err", err, "in", backoff)
-			select {
-			case <-ctx.Done():
+			why = "building the processor failed; retrying"
+		} else {
+			started := time.Now()
+			err = p.runProcessor(ctx, proc, partitions, attempt, func() {
+				if onReady != nil {
+					readyOnce.Do(onReady)
+				}
+			})
+			if ctx.Err() != nil {
 				return nil
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 30*time.Second)
-			continue
-		}
-		started := time.Now()
-		p.cur.Store(proc)
-		runCtx, cancel := context.WithCancel(ctx)
-		readyDone := make(chan struct{})
-		go func() {
-			defer close(readyDone)
-			if proc.WaitForReadyContext(runCtx) != nil {
-				return
+			if time.Since(started) > 2*time.Minute {
+				backoff = time.Second
 			}
-			p.ready.Store(true)
-			log.Info("processor ready", "partitions", partitions, "data_dir", p.cfg.DataDir, "attempt", attempt)
-			if onReady != nil && attempt == 0 {
-				onReady()
-			}
-		}()
-		err = proc.Run(runCtx)
-		cancel()
-		<-readyDone
-		p.ready.Store(false)
-		p.cur.Store(nil)
-		if ctx.Err() != nil {
-			return nil
 		}
-		if err == nil {
-			err = errors.New("processor stopped without an error")
-		}
-		if time.Since(started) > 2*time.Minute {
-			backoff = time.Second
-		}
-		log.Warn("processor stopped; restarting from the committed offsets", "err", err, "in", backoff)
+		log.Warn(why, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -243,6 +229,32 @@ func (p *Processor) supervise(ctx context.Context, newProc func() (*goka.Process
 		}
 		backoff = min(2*backoff, 30*time.Second)
 	}
+}
+
+// runProcessor runs proc until it stops or ctx is cancelled, marking the
+// instance ready (and calling ready) while it has recovered its partitions.
+func (p *Processor) runProcessor(ctx context.Context, proc *goka.Processor, partitions int32, attempt int, ready func()) error {
+	p.cur.Store(proc)
+	runCtx, cancel := context.WithCancel(ctx)
+	readyDone := make(chan struct{})
+	go func() {
+		defer close(readyDone)
+		if proc.WaitForReadyContext(runCtx) != nil {
+			return
+		}
+		p.ready.Store(true)
+		p.env.Log.Info("processor ready", "partitions", partitions, "data_dir", p.cfg.DataDir, "attempt", attempt)
+		ready()
+	}()
+	err := proc.Run(runCtx)
+	cancel()
+	<-readyDone
+	p.ready.Store(false)
+	p.cur.Store(nil)
+	if err == nil && ctx.Err() == nil {
+		err = errors.New("processor stopped without an error")
+	}
+	return err
 }
 
 // watchEvery is how often lag and restore progress are measured.

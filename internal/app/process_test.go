@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka"
 
+	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/testkafka"
 )
 
 // TestSuperviseRetriesBuild: a processor that cannot be built (a broker of
@@ -32,5 +35,47 @@ func TestSuperviseRetriesBuild(t *testing.T) {
 	}
 	if calls != 3 {
 		t.Fatalf("built %d times, want 3", calls)
+	}
+}
+
+// TestReadyAfterFailedBuild: when the first build fails, the processor that
+// is built next still reports readiness (onReady is for the first ready
+// processor, not for the first attempt).
+func TestReadyAfterFailedBuild(t *testing.T) {
+	c := testkafka.Start(t, 2)
+	cfg := ProcessConfig{Brokers: c.Brokers, DataDir: t.TempDir(), ClientID: "test", Rules: rules.Default(),
+		MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute}
+	p, err := NewProcessor(cfg, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	builds := 0
+	p.wrapBuild = func(build func() (*goka.Processor, error)) func() (*goka.Processor, error) {
+		return func() (*goka.Processor, error) {
+			builds++
+			if builds == 1 {
+				return nil, errors.New("cannot connect to broker: connection refused")
+			}
+			return build()
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("processor stopped: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("never ready after a failed first build")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if builds != 2 {
+		t.Fatalf("built %d times, want 2", builds)
 	}
 }
