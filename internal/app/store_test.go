@@ -122,7 +122,15 @@ func TestStoreClosePersists(t *testing.T) {
 	if v, _ := g.Get("k7"); v != nil {
 		t.Fatalf("deleted k7 = %v", v)
 	}
-	it, err := g.Iterator()
+	if n := countKeys(t, g); n != 99 {
+		t.Fatalf("iterated %d keys, want 99", n)
+	}
+}
+
+// countKeys counts the keys st's iterator yields.
+func countKeys(t *testing.T, st gokastorage.Storage) int {
+	t.Helper()
+	it, err := st.Iterator()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,9 +139,10 @@ func TestStoreClosePersists(t *testing.T) {
 	for it.Next() {
 		n++
 	}
-	if n != 99 {
-		t.Fatalf("iterated %d keys, want 99", n)
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
 	}
+	return n
 }
 
 // TestStoreCacheIsBounded: beyond its size the cache drops entries, and
@@ -166,16 +175,7 @@ func TestStoreCacheIsBounded(t *testing.T) {
 			t.Fatalf("usr_%05d = %q", i, v)
 		}
 	}
-	it, err := s.Iterator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Release()
-	keys := 0
-	for it.Next() {
-		keys++
-	}
-	if keys != 5000 {
+	if keys := countKeys(t, s); keys != 5000 {
 		t.Fatalf("iterator saw %d keys, want 5000 (and not the offset)", keys)
 	}
 }
