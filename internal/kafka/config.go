@@ -21,16 +21,17 @@ func protocolVersion() sarama.KafkaVersion { return sarama.V3_9_0_0 }
 type Options struct {
 	Brokers  []string
 	ClientID string
-	// FlushFrequency is how long the producer may wait to batch records.
+	// FlushFrequency is how long the producer may linger to batch records.
 	FlushFrequency time.Duration
 	Security       Security
 }
 
-// Sarama returns a new sarama config for goka: acks=all, idempotent producer
-// (ordered, no duplicates from producer retries), OffsetOldest for streams so
-// a partition whose owner died before its first commit is read from the start,
-// and goka's copartitioning rebalance strategy. Each call returns a new config:
-// goka's builders write ClientID and Partitioner into the config they get.
+// Sarama returns a new sarama config for goka's consumers, consumer groups
+// and topic managers: OffsetOldest for streams so a partition whose owner
+// died before its first commit is read from the start, and goka's
+// copartitioning rebalance strategy. Each call returns a new config: goka's
+// builders write ClientID into the config they get. Nothing is produced
+// through sarama (see ProducerBuilder).
 func (o Options) Sarama() *sarama.Config {
 	c := goka.DefaultConfig() // a fresh copy, never the global one
 	c.Version = protocolVersion()
@@ -46,19 +47,6 @@ func (o Options) Sarama() *sarama.Config {
 	c.Consumer.Group.Rebalance.Timeout = 20 * time.Second
 	c.Net.ReadTimeout = 45 * time.Second
 	c.Consumer.Fetch.Default = 1 << 20
-	c.Producer.RequiredAcks = sarama.WaitForAll
-	c.Producer.Idempotent = true
-	c.Net.MaxOpenRequests = 1 // required by sarama's idempotent producer; keeps order
-	c.Producer.Retry.Max = 20
-	c.Producer.Retry.Backoff = 250 * time.Millisecond
-	// With every flush trigger at zero sarama sends as soon as it can; with
-	// one request in flight per broker, records batch up while it waits.
-	c.Producer.Flush.Frequency = o.FlushFrequency
-	c.Producer.Flush.Bytes = 0
-	if o.FlushFrequency > 0 {
-		c.Producer.Flush.Bytes = 256 << 10
-	}
-	c.Producer.Compression = sarama.CompressionSnappy
 	c.Metadata.Retry.Max = 10
 	c.Metadata.Retry.Backoff = 500 * time.Millisecond
 	o.Security.applySarama(c)
@@ -68,16 +56,6 @@ func (o Options) Sarama() *sarama.Config {
 // Hasher is the goka hasher for every processor, emitter and view: Kafka's
 // default partitioner.
 func Hasher() func() hash.Hash32 { return Murmur2 }
-
-// ProducerBuilder builds goka producers, each from a fresh config.
-func (o Options) ProducerBuilder() goka.ProducerBuilder {
-	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
-		c := o.Sarama()
-		c.ClientID = clientID
-		c.Producer.Partitioner = sarama.NewCustomHashPartitioner(hasher)
-		return goka.NewProducer(brokers, c)
-	}
-}
 
 // ConsumerGroupBuilder builds goka's consumer groups with ordered commits.
 func (o Options) ConsumerGroupBuilder() goka.ConsumerGroupBuilder {

