@@ -43,6 +43,8 @@ type ProcessConfig struct {
 	Security kafka.Security
 	// StateCacheMB is the memory for cached user states (0: DefaultStateCacheMB).
 	StateCacheMB int
+	// WriteBufferMB is LevelDB's write buffer per partition (0: goleveldb's 4 MiB).
+	WriteBufferMB int
 }
 
 // DefaultStateCacheMB is the default memory for cached user states.
@@ -70,6 +72,9 @@ func (c ProcessConfig) Validate() error {
 	}
 	if c.StateCacheMB < 0 {
 		errs = append(errs, fmt.Errorf("--state-cache-mb must be >= 0, got %d", c.StateCacheMB))
+	}
+	if c.WriteBufferMB < 0 {
+		errs = append(errs, fmt.Errorf("--write-buffer-mb must be >= 0, got %d", c.WriteBufferMB))
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
@@ -167,7 +172,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	newProc := func() (*goka.Processor, error) {
 		return d.NewProcessor(p.cfg.Brokers,
 			goka.WithClientID(p.cfg.ClientID),
-			goka.WithStorageBuilder(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, n), log)),
+			goka.WithStorageBuilder(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, n), p.cfg.WriteBufferMB<<20, log)),
 			goka.WithProducerBuilder(opts.ProducerBuilder()),
 			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder()),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),

@@ -38,6 +38,8 @@ type ServeConfig struct {
 	Security  kafka.Security
 	// StateCacheMB is the memory for cached user states (0: DefaultStateCacheMB).
 	StateCacheMB int
+	// WriteBufferMB is LevelDB's write buffer per partition (0: goleveldb's 4 MiB).
+	WriteBufferMB int
 }
 
 // Validate reports every problem at once.
@@ -51,6 +53,9 @@ func (c ServeConfig) Validate() error {
 	}
 	if c.StateCacheMB < 0 {
 		errs = append(errs, fmt.Errorf("--state-cache-mb must be >= 0, got %d", c.StateCacheMB))
+	}
+	if c.WriteBufferMB < 0 {
+		errs = append(errs, fmt.Errorf("--write-buffer-mb must be >= 0, got %d", c.WriteBufferMB))
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
@@ -77,7 +82,7 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	}
 	sb := storage.MemoryBuilder()
 	if !c.Memory {
-		sb = levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, n), env.Log)
+		sb = levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, n), c.WriteBufferMB<<20, env.Log)
 	}
 	applied := views.NewApplied(n)
 	view, err := goka.NewView(c.Brokers, topics.DetectorTable(), codecs.State{},

@@ -15,7 +15,7 @@ import (
 func BenchmarkStorage(b *testing.B) {
 	for _, users := range []int{1000, 100000} {
 		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
-			st, err := levelDB(b.TempDir(), 1<<20, slog.New(slog.DiscardHandler))("bench-table", 0)
+			st, err := levelDB(b.TempDir(), 1<<20, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -17,7 +17,7 @@ func TestCorruptLevelDBIsRebuilt(t *testing.T) {
 	dir := t.TempDir()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	b := levelDB(dir, 1<<20, log)
+	b := levelDB(dir, 1<<20, 0, log)
 	st, err := b("table", 3)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestCorruptLevelDBIsRebuilt(t *testing.T) {
 
 func TestLockedLevelDBIsNotDeleted(t *testing.T) {
 	dir := t.TempDir()
-	b := levelDB(dir, 1<<20, slog.New(slog.DiscardHandler))
+	b := levelDB(dir, 1<<20, 0, slog.New(slog.DiscardHandler))
 	st, err := b("table", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestDamagedFilesAreRebuilt(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			b := levelDB(dir, 1<<20, slog.New(slog.NewTextHandler(&logs, nil)))
+			b := levelDB(dir, 1<<20, 0, slog.New(slog.NewTextHandler(&logs, nil)))
 			files, _ := filepath.Glob(filepath.Join(dir, "table.0", tc.glob))
 			if len(files) == 0 {
 				t.Fatalf("no %s file to damage", tc.glob)
@@ -144,4 +144,30 @@ func flipMiddle(path string) error {
 		b[i] ^= 0xff
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// The write buffer reaches LevelDB: 3 MiB of values flush table files out of
+// a 1 MiB memtable and none out of a 16 MiB one.
+func TestWriteBufferSize(t *testing.T) {
+	tables := func(writeBuffer int) int {
+		dir := t.TempDir()
+		st, err := levelDB(dir, 1<<20, writeBuffer, slog.New(slog.DiscardHandler))("table", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		val := bytes.Repeat([]byte("x"), 1024)
+		for i := range 3 << 10 {
+			if err := st.Set(fmt.Sprintf("usr_%d", i), val); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ldb, _ := filepath.Glob(filepath.Join(dir, "table.0", "*.ldb"))
+		return len(ldb)
+	}
+	if small, big := tables(1<<20), tables(16<<20); small == 0 || big != 0 {
+		t.Fatalf("table files: %d with a 1 MiB write buffer (want > 0), %d with 16 MiB (want 0)", small, big)
+	}
 }

@@ -18,7 +18,7 @@ import (
 
 func openStore(t *testing.T, dir string, cacheBytes int) *store {
 	t.Helper()
-	st, err := levelDB(dir, cacheBytes, slog.New(slog.DiscardHandler))("table", 0)
+	st, err := levelDB(dir, cacheBytes, 0, slog.New(slog.DiscardHandler))("table", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
