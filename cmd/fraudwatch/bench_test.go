@@ -33,7 +33,7 @@ func TestBenchSmoke(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bench.json")
 	var out, errb bytes.Buffer
 	code := run(ctx, []string{"bench", "--events", "2000", "--users", "200", "--partitions", "2", "--clients", "4",
-		"--latency-duration", "1s", "--query-duration", "500ms", "--json", file}, strings.NewReader(""), &out, &errb)
+		"--latency-duration", "1s", "--query-duration", "500ms", "--write-buffer-mb", "8", "--json", file}, strings.NewReader(""), &out, &errb)
 	if code != exitOK {
 		t.Fatalf("exit %d:\n%s\n%s", code, out.String(), errb.String())
 	}
@@ -53,5 +53,9 @@ func TestBenchSmoke(t *testing.T) {
 		if _, ok := doc[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
 		}
+	}
+	// the children were started with the setting (an unknown flag would fail them)
+	if cfg, _ := doc["config"].(map[string]any); cfg["write_buffer_mb"] != 8.0 {
+		t.Errorf("config = %v, want write_buffer_mb 8", cfg)
 	}
 }

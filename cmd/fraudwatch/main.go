@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -397,6 +398,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dataDir := fs.String("data-dir", "", "where the processors keep their state (default: a temporary dir, removed after)")
 	skipBaseline := fs.Bool("skip-baseline", false, "measure fraudwatch only")
 	seed := fs.Uint64("seed", 1, "generator seed")
+	stateCacheMB := fs.Int("state-cache-mb", 0, "fraudwatch's --state-cache-mb for its processor and view service (0: its default)")
+	writeBufferMB := fs.Int("write-buffer-mb", 0, "fraudwatch's --write-buffer-mb for its processor and view service (0: its default)")
 	profileDir := fs.String("cpuprofile-dir", "", "write a CPU profile of each processor's throughput run here (go tool pprof)")
 	childRole := fs.String("child", "", "internal: run one side of the benchmark (process, serve, baseline, baseline-serve)")
 	childHTTP := fs.String("child-http", "", "internal: HTTP address of a serve child")
@@ -411,7 +414,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		return bench.RunChild(ctx, bench.ChildConfig{Role: role, Brokers: splitList(*brokers), DataDir: *dataDir,
-			HTTPAddr: *childHTTP, CPUProfile: *childProfile}, stdout, log)
+			HTTPAddr: *childHTTP, CPUProfile: *childProfile, StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB}, stdout, log)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -419,6 +422,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
 		LatencyDuration: *latency, LatencyRate: *latencyRate, QueryDuration: *query, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
+		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB,
 		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {
 		c.DataDir = "-" // validated below, replaced by a temporary dir
@@ -465,6 +469,12 @@ func benchSpawner(exe string) bench.Spawner {
 		}
 		if c.CPUProfile != "" {
 			args = append(args, "--child-cpuprofile", c.CPUProfile)
+		}
+		if c.StateCacheMB > 0 {
+			args = append(args, "--state-cache-mb", strconv.Itoa(c.StateCacheMB))
+		}
+		if c.WriteBufferMB > 0 {
+			args = append(args, "--write-buffer-mb", strconv.Itoa(c.WriteBufferMB))
 		}
 		return exec.Command(exe, args...)
 	}

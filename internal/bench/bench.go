@@ -73,6 +73,9 @@ type Config struct {
 	// Keyed produces every event keyed by its user_id (Kafka's default
 	// partitioner), so the detector applies it without the re-key hop.
 	Keyed bool
+	// StateCacheMB and WriteBufferMB are passed to fraudwatch's processor and
+	// view service (0: their defaults).
+	StateCacheMB, WriteBufferMB int
 	// ProfileDir, when set, receives a CPU profile of each side's processor
 	// over the throughput run (<side>-throughput.cpu.pprof, with its heap at
 	// the end next to it) and of its view service (<side>-serve.cpu.pprof).
@@ -99,6 +102,9 @@ func (c Config) Validate() error {
 	}
 	if c.LatencyDuration <= 0 || c.QueryDuration <= 0 {
 		errs = append(errs, errors.New("--latency-duration and --query-duration must be > 0"))
+	}
+	if c.StateCacheMB < 0 || c.WriteBufferMB < 0 {
+		errs = append(errs, errors.New("--state-cache-mb and --write-buffer-mb must be >= 0"))
 	}
 	if c.LatencyRate < 0 {
 		errs = append(errs, fmt.Errorf("--latency-rate must be >= 0, got %v", c.LatencyRate))
@@ -391,6 +397,11 @@ func (r *run) lag(ctx context.Context, s side) (input, loop int64, err error) {
 }
 
 // caughtUp polls until s's group committed everything, while c lives.
+// child is the configuration of a child of role in dir.
+func (r *run) child(role Role, dir string) ChildConfig {
+	return ChildConfig{Role: role, Brokers: r.brokers, DataDir: dir, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB}
+}
+
 func (r *run) caughtUp(ctx context.Context, s side, c *child, what string, total int64) error {
 	start := time.Now()
 	var in, loop atomic.Int64
@@ -426,7 +437,7 @@ func (r *run) caughtUp(ctx context.Context, s side, c *child, what string, total
 
 func (r *run) throughput(ctx context.Context, s side, f *figures) error {
 	r.progress("%s throughput: starting one processor on %s pre-produced events", s.name, commas(int64(r.cfg.Events)))
-	cc := ChildConfig{Role: s.process, Brokers: r.brokers, DataDir: r.dir(s, "process")}
+	cc := r.child(s.process, r.dir(s, "process"))
 	if r.cfg.ProfileDir != "" {
 		cc.CPUProfile = filepath.Join(r.cfg.ProfileDir, s.name+"-throughput.cpu.pprof")
 	}
@@ -450,7 +461,7 @@ func (r *run) throughput(ctx context.Context, s side, f *figures) error {
 
 // latency runs events at half of s's throughput and times the alerts.
 func (r *run) latency(ctx context.Context, s side, f *figures) error {
-	c, err := start(r.cfg.Spawn, ChildConfig{Role: s.process, Brokers: r.brokers, DataDir: r.dir(s, "process")}, r.cfg.Progress)
+	c, err := start(r.cfg.Spawn, r.child(s.process, r.dir(s, "process")), r.cfg.Progress)
 	if err != nil {
 		return err
 	}
@@ -616,7 +627,7 @@ func (r *run) restore(ctx context.Context, s side, f *figures) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	r.progress("%s restore: rebuilding %s changelog records on an empty data dir", s.name, commas(records))
-	c, err := start(r.cfg.Spawn, ChildConfig{Role: s.process, Brokers: r.brokers, DataDir: dir}, r.cfg.Progress)
+	c, err := start(r.cfg.Spawn, r.child(s.process, dir), r.cfg.Progress)
 	if err != nil {
 		return err
 	}
@@ -677,7 +688,8 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 	}
 	dir := r.dir(s, "serve")
 	_ = os.RemoveAll(dir)
-	cc := ChildConfig{Role: s.serve, Brokers: r.brokers, DataDir: dir, HTTPAddr: addr}
+	cc := r.child(s.serve, dir)
+	cc.HTTPAddr = addr
 	if r.cfg.ProfileDir != "" {
 		cc.CPUProfile = filepath.Join(r.cfg.ProfileDir, s.name+"-serve.cpu.pprof")
 	}
@@ -812,7 +824,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		Config: RunInfo{Broker: brokerInfo, Events: r.cfg.Events, Users: r.cfg.Users, BurstUsers: r.burstUsers(),
 			Partitions: r.cfg.Partitions, Clients: r.cfg.Clients, EventBytesAvg: float64(r.bytes) / float64(r.cfg.Events),
 			LatencyEvents: int(fw.latency.RateEPS * r.cfg.LatencyDuration.Seconds()), QuerySeconds: r.cfg.QueryDuration.Seconds(),
-			Keyed: r.cfg.Keyed, Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
+			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
 		Machine: machine(),
 	}
 	res.Machine.LoadAvgStart, res.Machine.LoadAvgEnd = r.load, loadAvg()

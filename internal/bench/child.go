@@ -53,6 +53,9 @@ type ChildConfig struct {
 	HTTPAddr string // serve roles
 	// CPUProfile, when set, is where the child writes its CPU profile (pprof).
 	CPUProfile string
+	// StateCacheMB and WriteBufferMB are fraudwatch's --state-cache-mb and
+	// --write-buffer-mb (0: their defaults); the baseline ignores them.
+	StateCacheMB, WriteBufferMB int
 }
 
 // Spawner returns the command that runs a child with c; the benchmark starts
@@ -91,14 +94,15 @@ func RunChild(ctx context.Context, c ChildConfig, stdout io.Writer, log *slog.Lo
 	switch c.Role {
 	case RoleProcess:
 		p, err := app.NewProcessor(app.ProcessConfig{Brokers: c.Brokers, DataDir: c.DataDir, ClientID: "fraudwatch-bench",
-			Rules: rules.Default(), MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute}, app.Env{Log: log})
+			Rules: rules.Default(), MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute,
+			StateCacheMB: c.StateCacheMB, WriteBufferMB: c.WriteBufferMB}, app.Env{Log: log})
 		if err != nil {
 			return err
 		}
 		return p.Run(ctx, ready)
 	case RoleServe:
 		return app.Serve(ctx, app.ServeConfig{Brokers: c.Brokers, DataDir: c.DataDir, HTTPAddr: c.HTTPAddr,
-			ClientID: "fraudwatch-bench-serve", Rules: rules.Default()}, app.Env{Log: log})
+			ClientID: "fraudwatch-bench-serve", Rules: rules.Default(), StateCacheMB: c.StateCacheMB, WriteBufferMB: c.WriteBufferMB}, app.Env{Log: log})
 	case RoleBaseline:
 		p, err := baseline.NewProcessor(c.Brokers, c.DataDir)
 		if err != nil {
