@@ -211,7 +211,7 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string) {
 	fs.StringVar(&p.httpAddr, "http", httpDefault, "HTTP address for /healthz, /readyz, /metrics (empty: off)")
 	fs.StringVar(&p.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.IntVar(&p.stateCacheMB, "state-cache-mb", app.DefaultStateCacheMB, "memory for cached user states, in MiB, shared by the partitions (LevelDB holds the rest)")
-	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", 4, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
+	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", app.DefaultWriteBufferMB, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
 }
 
 // parse parses args and returns the logger and the processor config.

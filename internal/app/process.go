@@ -43,7 +43,7 @@ type ProcessConfig struct {
 	Security kafka.Security
 	// StateCacheMB is the memory for cached user states (0: DefaultStateCacheMB).
 	StateCacheMB int
-	// WriteBufferMB is LevelDB's write buffer per partition (0: goleveldb's 4 MiB).
+	// WriteBufferMB is LevelDB's write buffer per partition (0: DefaultWriteBufferMB).
 	WriteBufferMB int
 }
 
@@ -52,6 +52,22 @@ type ProcessConfig struct {
 // users against 604-621 MiB with 64, at no CPU cost that stood out of the
 // noise ("fraudwatch bench --users 1000000 --events 2000000 --state-cache-mb N").
 const DefaultStateCacheMB = 32
+
+// DefaultWriteBufferMB is LevelDB's write buffer per partition by default
+// (goleveldb's own default).
+const DefaultWriteBufferMB = 4
+
+// memoryErrors checks --state-cache-mb and --write-buffer-mb.
+func memoryErrors(stateCacheMB, writeBufferMB int) []error {
+	var errs []error
+	if stateCacheMB < 0 {
+		errs = append(errs, fmt.Errorf("--state-cache-mb must be >= 0, got %d", stateCacheMB))
+	}
+	if writeBufferMB < 0 {
+		errs = append(errs, fmt.Errorf("--write-buffer-mb must be >= 0, got %d", writeBufferMB))
+	}
+	return errs
+}
 
 // stateCacheBytes is one partition's share of mb MiB (0: the default).
 func stateCacheBytes(mb int, partitions int32) int {
@@ -73,12 +89,7 @@ func (c ProcessConfig) Validate() error {
 	if c.MaxSkew < 0 {
 		errs = append(errs, fmt.Errorf("--max-skew must be >= 0, got %v", c.MaxSkew))
 	}
-	if c.StateCacheMB < 0 {
-		errs = append(errs, fmt.Errorf("--state-cache-mb must be >= 0, got %d", c.StateCacheMB))
-	}
-	if c.WriteBufferMB < 0 {
-		errs = append(errs, fmt.Errorf("--write-buffer-mb must be >= 0, got %d", c.WriteBufferMB))
-	}
+	errs = append(errs, memoryErrors(c.StateCacheMB, c.WriteBufferMB)...)
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -38,7 +38,7 @@ type ServeConfig struct {
 	Security  kafka.Security
 	// StateCacheMB is the memory for cached user states (0: DefaultStateCacheMB).
 	StateCacheMB int
-	// WriteBufferMB is LevelDB's write buffer per partition (0: goleveldb's 4 MiB).
+	// WriteBufferMB is LevelDB's write buffer per partition (0: DefaultWriteBufferMB).
 	WriteBufferMB int
 }
 
@@ -51,12 +51,7 @@ func (c ServeConfig) Validate() error {
 	if c.HTTPAddr == "" {
 		errs = append(errs, errors.New("no HTTP address: set --http"))
 	}
-	if c.StateCacheMB < 0 {
-		errs = append(errs, fmt.Errorf("--state-cache-mb must be >= 0, got %d", c.StateCacheMB))
-	}
-	if c.WriteBufferMB < 0 {
-		errs = append(errs, fmt.Errorf("--write-buffer-mb must be >= 0, got %d", c.WriteBufferMB))
-	}
+	errs = append(errs, memoryErrors(c.StateCacheMB, c.WriteBufferMB)...)
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
 	}

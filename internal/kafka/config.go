@@ -21,9 +21,7 @@ func protocolVersion() sarama.KafkaVersion { return sarama.V3_9_0_0 }
 type Options struct {
 	Brokers  []string
 	ClientID string
-	// FlushFrequency is how long the producer may linger to batch records.
-	FlushFrequency time.Duration
-	Security       Security
+	Security Security
 }
 
 // Sarama returns a new sarama config for goka's consumers, consumer groups
