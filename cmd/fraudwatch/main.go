@@ -400,7 +400,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	seed := fs.Uint64("seed", 1, "generator seed")
 	stateCacheMB := fs.Int("state-cache-mb", 0, "fraudwatch's --state-cache-mb for its processor and view service (0: its default)")
 	writeBufferMB := fs.Int("write-buffer-mb", 0, "fraudwatch's --write-buffer-mb for its processor and view service (0: its default)")
-	profileDir := fs.String("cpuprofile-dir", "", "write a CPU profile of each processor's throughput run here (go tool pprof)")
+	profileDir := fs.String("cpuprofile-dir", "", "write CPU and heap profiles of every child (throughput, restore, queries) here (go tool pprof)")
 	childRole := fs.String("child", "", "internal: run one side of the benchmark (process, serve, baseline, baseline-serve)")
 	childHTTP := fs.String("child-http", "", "internal: HTTP address of a serve child")
 	childProfile := fs.String("child-cpuprofile", "", "internal: CPU profile file of a child")

@@ -57,6 +57,11 @@ const entryOverhead = 112
 //   - Written and read values stay cached up to cacheBytes; beyond that,
 //     clean entries are dropped at random. Reads of uncached keys go to
 //     LevelDB (bloom-filtered, so a new user's miss is cheap).
+//   - Until MarkRecovered, goka replays the changelog, which holds every
+//     change of a key, not just its last. Write-back then waits until the
+//     cache is full, so a key rewritten many times in the replay reaches
+//     LevelDB about once (a restore measured 567k changelog records for 99k
+//     users: LevelDB was about half of the restore's CPU).
 //
 // A failed flush is kept and returned by every later call, so goka stops the
 // partition and it is rebuilt from the changelog.
@@ -75,6 +80,7 @@ type store struct {
 	lastFlush time.Time
 	err       error // a failed flush; sticky
 	opened    bool
+	replaying bool       // before MarkRecovered: write back only when the cache is full
 	writing   bool       // a batch is being written, outside mu
 	written   *sync.Cond // on mu: signalled when a batch write ends
 	kick      chan struct{}
@@ -90,7 +96,7 @@ type entry struct {
 }
 
 func newStore(db *leveldb.DB, cacheBytes int) *store {
-	s := &store{db: db, cacheBytes: cacheBytes, mem: map[string]entry{}, lastFlush: time.Now(),
+	s := &store{db: db, cacheBytes: cacheBytes, mem: map[string]entry{}, lastFlush: time.Now(), replaying: true,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	s.written = sync.NewCond(&s.mu)
 	return s
@@ -116,7 +122,7 @@ func (s *store) Open() error {
 			case <-t.C:
 			}
 			s.mu.Lock()
-			if !s.writing && (len(s.dirty) >= flushKeys || time.Since(s.lastFlush) >= flushEvery) {
+			if _, due := s.dueLocked(); !s.writing && (due || !s.replaying && time.Since(s.lastFlush) >= flushEvery) {
 				s.flushLocked() // an error is kept in s.err
 			}
 			s.mu.Unlock()
@@ -192,16 +198,30 @@ func (s *store) write(key string, e entry) error {
 	}
 	s.gen++
 	s.putLocked(key, e)
-	switch {
-	case len(s.dirty) >= maxDirtyKeys || (!s.opened && len(s.dirty) >= flushKeys):
+	switch must, due := s.dueLocked(); {
+	case must || (due && !s.opened):
 		return s.flushLocked()
-	case len(s.dirty) >= flushKeys:
+	case due:
 		select {
 		case s.kick <- struct{}{}:
 		default:
 		}
 	}
 	return nil
+}
+
+// dueLocked says whether a write-back is due, and whether the writer must
+// wait for it (it got too far ahead of LevelDB). While the changelog is
+// replayed, one is due once the cache is full and a must at one and a half
+// times its size; after that, every flushKeys dirty keys, a must at maxDirtyKeys.
+func (s *store) dueLocked() (must, due bool) {
+	if len(s.dirty) == 0 {
+		return false, false
+	}
+	if s.replaying {
+		return s.memBytes > s.cacheBytes+s.cacheBytes/2, s.memBytes > s.cacheBytes
+	}
+	return len(s.dirty) >= maxDirtyKeys, len(s.dirty) >= flushKeys
 }
 
 func (s *store) putLocked(key string, e entry) {
@@ -246,9 +266,11 @@ func (s *store) SetOffset(offset int64) error {
 	return s.err
 }
 
+// MarkRecovered ends the replay and writes back what it left dirty.
 func (s *store) MarkRecovered() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.replaying = false
 	return s.flushLocked()
 }
 

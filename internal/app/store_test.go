@@ -29,6 +29,17 @@ func openStore(t *testing.T, dir string, cacheBytes int) *store {
 	return s
 }
 
+// openLive opens a store whose replay is over, as goka leaves it once the
+// partition is recovered.
+func openLive(t *testing.T, dir string, cacheBytes int) *store {
+	t.Helper()
+	s := openStore(t, dir, cacheBytes)
+	if err := s.MarkRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // crash stops s like a killed process: LevelDB is closed without writing
 // what s buffers.
 func crash(t *testing.T, s *store) {
@@ -44,44 +55,118 @@ func crash(t *testing.T, s *store) {
 
 // TestStoreOffsetNeverLeadsValues: after a crash at any point, every value
 // written before the stored offset was reported is in LevelDB, so replaying
-// the changelog from the stored offset restores everything.
+// the changelog from the stored offset restores everything. It holds while
+// the changelog is replayed (write-back when the cache is full) and after.
 func TestStoreOffsetNeverLeadsValues(t *testing.T) {
-	for _, n := range []int{1, flushKeys - 1, flushKeys, 3*flushKeys + 17, maxDirtyKeys + 1} {
-		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			dir := t.TempDir()
-			s := openStore(t, dir, 1<<20)
-			for i := range n {
-				// goka: the value is Set, then produced to the changelog;
-				// the ack reports its offset.
-				if err := s.Set(fmt.Sprintf("usr_%05d", i), []byte(strconv.Itoa(i))); err != nil {
-					t.Fatal(err)
-				}
-				if err := s.SetOffset(int64(i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			crash(t, s)
-			s = openStore(t, dir, 1<<20)
-			defer s.Close()
-			off, err := s.GetOffset(-1)
-			if err != nil {
+	for _, tc := range []struct {
+		name       string
+		open       func(*testing.T, string, int) *store
+		cacheBytes int
+		mustAfter  int // writes after which a batch must have been written
+	}{
+		{"live", openLive, 1 << 20, maxDirtyKeys},
+		// entries of about 126 bytes: the cache is full after about 520
+		{"replay", openStore, 64 << 10, 1000},
+	} {
+		for _, n := range []int{1, flushKeys - 1, flushKeys, 3*flushKeys + 17, maxDirtyKeys + 1} {
+			t.Run(fmt.Sprintf("%s/%d", tc.name, n), func(t *testing.T) {
+				testOffsetNeverLeadsValues(t, tc.open, tc.cacheBytes, tc.mustAfter, n)
+			})
+		}
+	}
+}
+
+func testOffsetNeverLeadsValues(t *testing.T, open func(*testing.T, string, int) *store, cacheBytes, mustAfter, n int) {
+	dir := t.TempDir()
+	s := open(t, dir, cacheBytes)
+	for i := range n {
+		// goka: the value is Set, then produced to the changelog;
+		// the ack reports its offset.
+		if err := s.Set(fmt.Sprintf("usr_%05d", i), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetOffset(int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crash(t, s)
+	s = openLive(t, dir, 1<<20)
+	defer s.Close()
+	off, err := s.GetOffset(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Batches are written in the background; a writer that gets
+	// too far ahead writes one itself.
+	if n > mustAfter && off < 0 {
+		t.Errorf("no offset stored after %d writes", n)
+	}
+	for i := int64(0); i <= off; i++ {
+		v, err := s.Get(fmt.Sprintf("usr_%05d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(v) != strconv.FormatInt(i, 10) {
+			t.Fatalf("offset %d is stored but the value written before it is %q", off, v)
+		}
+	}
+}
+
+// TestStoreReplayWritesBackWhenFull: while goka replays the changelog, keys
+// rewritten many times stay in memory and reach LevelDB once the replay ends;
+// distinct keys beyond the cache are written back with the memory bounded.
+func TestStoreReplayWritesBackWhenFull(t *testing.T) {
+	const cacheBytes = 64 << 10
+	s := openStore(t, t.TempDir(), cacheBytes)
+	defer s.Close()
+	inDB := func(key string) bool {
+		t.Helper()
+		_, err := s.db.Get([]byte(key), nil)
+		if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	off := int64(0)
+	for round := range 200 {
+		for k := range 20 {
+			if err := s.Set(fmt.Sprintf("usr_%02d", k), []byte(strconv.Itoa(round))); err != nil {
 				t.Fatal(err)
 			}
-			// Batches are written in the background; a writer that gets
-			// maxDirtyKeys ahead writes one itself.
-			if n > maxDirtyKeys && off < 0 {
-				t.Errorf("no offset stored after %d writes", n)
+			if err := s.SetOffset(off); err != nil {
+				t.Fatal(err)
 			}
-			for i := int64(0); i <= off; i++ {
-				v, err := s.Get(fmt.Sprintf("usr_%05d", i))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if string(v) != strconv.FormatInt(i, 10) {
-					t.Fatalf("offset %d is stored but the value written before it is %q", off, v)
-				}
-			}
-		})
+			off++
+		}
+	}
+	time.Sleep(3 * flushEvery) // a live store would write back on its timer by now
+	if inDB("usr_00") || inDB(offsetKey) {
+		t.Fatal("the replay wrote back before the cache was full")
+	}
+	if err := s.MarkRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.db.Get([]byte("usr_07"), nil); err != nil || string(v) != "199" {
+		t.Fatalf("after MarkRecovered LevelDB holds usr_07 = %q, %v; want 199", v, err)
+	}
+
+	// A second replay (a restart) of many distinct keys.
+	s2 := openStore(t, t.TempDir(), cacheBytes)
+	defer s2.Close()
+	peak := 0
+	for i := range 5000 {
+		if err := s2.Set(fmt.Sprintf("usr_%05d", i), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		s2.mu.Lock()
+		peak = max(peak, s2.memBytes)
+		s2.mu.Unlock()
+	}
+	if limit := cacheBytes + cacheBytes/2 + 200; peak > limit {
+		t.Fatalf("the replay held %d bytes, more than %d", peak, limit)
+	}
+	if _, err := s2.db.Get([]byte("usr_00000"), nil); err != nil {
+		t.Fatalf("the replay of 5000 keys never wrote back: %v", err)
 	}
 }
 
@@ -149,7 +234,7 @@ func countKeys(t *testing.T, st gokastorage.Storage) int {
 // reads of dropped keys come from LevelDB.
 func TestStoreCacheIsBounded(t *testing.T) {
 	const cacheBytes = 16 << 10
-	s := openStore(t, t.TempDir(), cacheBytes)
+	s := openLive(t, t.TempDir(), cacheBytes)
 	defer s.Close()
 	val := bytes.Repeat([]byte("x"), 100)
 	for i := range 5000 {
@@ -207,7 +292,7 @@ func TestStoreFailedFlushIsSticky(t *testing.T) {
 // TestStoreConcurrentReaders: a view's HTTP readers run while its partition
 // goroutine writes; a reader never sees a value older than one it saw before.
 func TestStoreConcurrentReaders(t *testing.T) {
-	s := openStore(t, t.TempDir(), 2<<10) // small: entries are dropped and re-read
+	s := openLive(t, t.TempDir(), 2<<10) // small: entries are dropped and re-read
 	defer s.Close()
 	const keys, writes = 50, 20000
 	var done atomic.Bool
@@ -258,7 +343,7 @@ func TestStoreConcurrentReaders(t *testing.T) {
 // TestStoreWritesInBackground: while a batch is being written, writes go on
 // up to maxDirtyKeys; the writer then waits for the batch (backpressure).
 func TestStoreWritesInBackground(t *testing.T) {
-	s := openStore(t, t.TempDir(), 1<<20)
+	s := openLive(t, t.TempDir(), 1<<20)
 	defer s.Close()
 	s.mu.Lock()
 	s.writing = true // a slow LevelDB write in flight

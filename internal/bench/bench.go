@@ -627,7 +627,11 @@ func (r *run) restore(ctx context.Context, s side, f *figures) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	r.progress("%s restore: rebuilding %s changelog records on an empty data dir", s.name, commas(records))
-	c, err := start(r.cfg.Spawn, r.child(s.process, dir), r.cfg.Progress)
+	cc := r.child(s.process, dir)
+	if r.cfg.ProfileDir != "" {
+		cc.CPUProfile = filepath.Join(r.cfg.ProfileDir, s.name+"-restore.cpu.pprof")
+	}
+	c, err := start(r.cfg.Spawn, cc, r.cfg.Progress)
 	if err != nil {
 		return err
 	}
