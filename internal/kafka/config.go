@@ -68,11 +68,20 @@ func (o Options) ConsumerGroupBuilder() goka.ConsumerGroupBuilder {
 	}
 }
 
-// ConsumerBuilder builds goka's table consumers.
+// tableMaxWait is how long a broker holds a table consumer's fetch that
+// found nothing new. goka closes a table's partition consumer once it caught
+// up, and the close waits for the fetch in flight: with sarama's 500 ms a
+// recovery was ready about 500 ms after its last record (measured in
+// "fraudwatch bench": 651 ms from start to ready for 3,620 records).
+const tableMaxWait = 50 * time.Millisecond
+
+// ConsumerBuilder builds goka's table consumers (recovery, and the view's
+// updates).
 func (o Options) ConsumerBuilder() goka.SaramaConsumerBuilder {
 	return func(brokers []string, clientID string) (sarama.Consumer, error) {
 		c := o.Sarama()
 		c.ClientID = clientID
+		c.Consumer.MaxWaitTime = tableMaxWait
 		return sarama.NewConsumer(brokers, c)
 	}
 }
