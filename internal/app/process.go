@@ -186,7 +186,8 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	newProc := func() (*goka.Processor, error) {
 		return d.NewProcessor(p.cfg.Brokers,
 			goka.WithClientID(p.cfg.ClientID),
-			goka.WithStorageBuilder(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, n), p.cfg.WriteBufferMB<<20, log)),
+			goka.WithStorageBuilder(replayed(ctx, levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, n), p.cfg.WriteBufferMB<<20, log),
+				opts.ReadPartition, log)),
 			goka.WithProducerBuilder(opts.ProducerBuilder()),
 			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder()),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),

@@ -2,15 +2,20 @@ package app
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	gokastorage "github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/util"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestCorruptLevelDBIsRebuilt(t *testing.T) {
@@ -170,4 +175,113 @@ func TestWriteBufferSize(t *testing.T) {
 	if small, big := tables(1<<20), tables(16<<20); small == 0 || big != 0 {
 		t.Fatalf("table files: %d with a 1 MiB write buffer (want > 0), %d with 16 MiB (want 0)", small, big)
 	}
+}
+
+// fakeChangelog is a replayer over records held in memory: offsets 0..n-1,
+// key k(i%50), value i, every 7th a tombstone. failAt > 0 fails the read
+// after the batch that reaches that offset.
+type fakeChangelog struct {
+	n, failAt int
+	froms     []int64
+}
+
+func (f *fakeChangelog) read(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) error {
+	f.froms = append(f.froms, from)
+	var batch []*kgo.Record
+	for i := max(from, 0); i < int64(f.n); i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r := &kgo.Record{Topic: topic, Partition: partition, Offset: i, Key: []byte(fmt.Sprintf("k%d", i%50)), Value: []byte(strconv.FormatInt(i, 10))}
+		if i%7 == 6 {
+			r.Value = nil
+		}
+		batch = append(batch, r)
+		if len(batch) == 64 || i == int64(f.n)-1 {
+			if err := apply(batch); err != nil {
+				return err
+			}
+			batch = nil
+			if f.failAt > 0 && i >= int64(f.failAt) {
+				return errors.New("injected fetch error")
+			}
+		}
+	}
+	return nil
+}
+
+// wantAt is the value of key k(j) after the first upTo records: the last
+// write of it, nil if that was a tombstone or there was none.
+func wantAt(j, upTo int) []byte {
+	last := -1
+	for i := j; i < upTo; i += 50 {
+		last = i
+	}
+	if last < 0 || last%7 == 6 {
+		return nil
+	}
+	return []byte(strconv.Itoa(last))
+}
+
+// TestReplayedStore: the changelog read ahead of goka leaves the store as
+// goka's recovery would (values, tombstones, the offset of the last record),
+// a reopened store reads on from after its stored offset, and a read that
+// fails part way leaves a consistent prefix for goka to continue from.
+func TestReplayedStore(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	check := func(t *testing.T, st gokastorage.Storage, upTo int) {
+		t.Helper()
+		for j := range 50 {
+			v, err := st.Get(fmt.Sprintf("k%d", j))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := wantAt(j, upTo); !bytes.Equal(v, want) || (v == nil) != (want == nil) {
+				t.Fatalf("after %d records k%d = %q, want %q", upTo, j, v, want)
+			}
+		}
+		if off, err := st.GetOffset(-3); err != nil || off != int64(upTo-1) {
+			t.Fatalf("offset %d, %v; want %d", off, err, upTo-1)
+		}
+	}
+	dir := t.TempDir()
+	f := &fakeChangelog{n: 5000}
+	b := replayed(context.Background(), levelDB(dir, 4<<10, 0, log), f.read, log) // small cache: write-backs during the replay
+	st, err := b("table", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, st, 5000)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.n = 6000
+	st, err = b("table", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, st, 6000)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.froms) != 2 || f.froms[0] != -1 || f.froms[1] != 5000 {
+		t.Fatalf("reads started at %v, want [-1 5000]", f.froms)
+	}
+
+	t.Run("fails part way", func(t *testing.T) {
+		f := &fakeChangelog{n: 5000, failAt: 2000}
+		st, err := replayed(context.Background(), levelDB(t.TempDir(), 4<<10, 0, log), f.read, log)("table", 0)
+		if err != nil {
+			t.Fatalf("a failed read is not fatal (goka reads the rest): %v", err)
+		}
+		defer st.Close()
+		check(t, st, 2048) // the batch that passed 2000 ends at offset 2047
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := replayed(ctx, levelDB(t.TempDir(), 4<<10, 0, log), (&fakeChangelog{n: 10}).read, log)("table", 0); err == nil {
+			t.Fatal("no error after the processor's context ended")
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	ldbiter "github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // offsetKey is where goka's LevelDB storage keeps the table's changelog
@@ -335,6 +337,54 @@ func (s *store) batchLocked() *leveldb.Batch {
 	}
 	s.dirty, s.offDirty = s.dirty[:0], false
 	return b
+}
+
+// replay applies the changelog from after the stored offset to its end, as
+// goka's recovery does: a record's value is Set (a tombstone deletes the
+// key) and its offset becomes the stored offset. It runs before goka opens
+// the store; it returns how many records it applied.
+func (s *store) replay(ctx context.Context, topic string, partition int32, read replayer) (int, error) {
+	stored, err := s.GetOffset(-1)
+	if err != nil {
+		return 0, err
+	}
+	from := int64(-1)
+	if stored >= 0 {
+		from = stored + 1
+	}
+	n := 0
+	err = read(ctx, topic, partition, from, func(recs []*kgo.Record) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, r := range recs {
+			if s.err != nil {
+				return s.err
+			}
+			e := entry{dirty: true, deleted: r.Value == nil}
+			if !e.deleted { // a copy: r.Value shares the fetch's buffer
+				e.val = make([]byte, len(r.Value))
+				copy(e.val, r.Value)
+			}
+			s.gen++
+			s.putLocked(string(r.Key), e)
+			s.offset, s.hasOffset, s.offDirty = r.Offset, true, true
+			n++
+			if _, due := s.dueLocked(); due {
+				if err := s.flushLocked(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// failed is the sticky write-back error, if any.
+func (s *store) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // flush writes what is buffered; iterators read LevelDB and need it there.

@@ -1,0 +1,92 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// replayIdle is how long ReadPartition waits for a fetch that brings nothing
+// before it stops short of the end it was asked to reach (a log whose last
+// offsets hold no records to read). The caller goes on from the last record
+// it got, so stopping early is never wrong, only slower.
+const replayIdle = 5 * time.Second
+
+// ReadPartition reads topic's partition from offset from (negative: the log
+// start) to the end offset it has when ReadPartition is called, and hands
+// every fetched batch of records to apply, in offset order. An offset below
+// the log start (removed by compaction or retention) reads from the log
+// start. It returns after the record before that end, when apply fails, or
+// when ctx ends; if fetches bring nothing for replayIdle it returns early,
+// without an error.
+//
+// It is franz-go's consumer without a group: one fetch brings many records,
+// and apply takes them as one slice, where goka's recovery passes sarama's
+// records one by one through channels.
+func (o Options) ReadPartition(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) error {
+	start := kgo.NewOffset().AtStart()
+	if from >= 0 {
+		start = kgo.NewOffset().At(from)
+	}
+	cl, err := kgo.NewClient(o.FranzOpts(
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: start}}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(32<<20),
+		kgo.FetchMaxPartitionBytes(8<<20),
+		kgo.FetchMaxWait(100*time.Millisecond),
+	)...)
+	if err != nil {
+		return fmt.Errorf("kafka: reading %s/%d: %w", topic, partition, err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("kafka: end offset of %s/%d: %w", topic, partition, err)
+	}
+	lo, ok := ends.Lookup(topic, partition)
+	switch {
+	case !ok:
+		return fmt.Errorf("kafka: end offset of %s/%d: no such partition", topic, partition)
+	case lo.Err != nil:
+		return fmt.Errorf("kafka: end offset of %s/%d: %w", topic, partition, lo.Err)
+	}
+	end := lo.Offset
+	if end <= 0 || (from >= 0 && from >= end) {
+		return nil
+	}
+	for {
+		pctx, cancel := context.WithTimeout(ctx, replayIdle)
+		fs := cl.PollFetches(pctx)
+		idle := pctx.Err() != nil
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				ferr = errors.Join(ferr, fmt.Errorf("kafka: reading %s/%d: %w", t, p, err))
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		recs := fs.Records()
+		if len(recs) == 0 {
+			if idle {
+				return nil
+			}
+			continue
+		}
+		if err := apply(recs); err != nil {
+			return err
+		}
+		if recs[len(recs)-1].Offset+1 >= end {
+			return nil
+		}
+	}
+}
