@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -155,8 +156,25 @@ func (s *Service) getUser(w http.ResponseWriter, r *http.Request) {
 	if p := s.Progress(); !ok && int(part) < len(p.Partitions) {
 		out.Freshness.Offset = p.Partitions[part].Offset
 	}
-	writeJSON(w, http.StatusOK, out)
+	bp := userBufs.Get().(*[]byte)
+	defer userBufs.Put(bp)
+	b, enc := out.AppendJSON((*bp)[:0])
+	if !enc {
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	*bp = b
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
 }
+
+// userBufs are the encoding buffers of user answers.
+var userBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+var jsonContentType = []string{"application/json"}
 
 func (s *Service) getAlerts(w http.ResponseWriter, r *http.Request) {
 	limit := 100

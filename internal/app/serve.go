@@ -121,6 +121,10 @@ func serveHandler(svc *views.Service, token string, env Env) http.Handler {
 	mux := http.NewServeMux()
 	api := svc.Handler(token)
 	mux.Handle("GET /v1/alerts/stream", api) // long-lived: no timeout
+	// A user query is bounded work (memory, or one local LevelDB read); the
+	// timeout handler's goroutine and buffered copy per request took 0.42 of
+	// the 2.56 CPU-seconds of the query handler in a "fraudwatch bench" profile.
+	mux.Handle("GET /v1/users/{user_id}", api)
 	mux.Handle("/v1/", http.TimeoutHandler(api, 10*time.Second, `{"error":"request timed out"}`))
 	mux.Handle("/", views.Dashboard())
 	mux.HandleFunc("GET /healthz", healthz)
