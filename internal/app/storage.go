@@ -76,6 +76,9 @@ func levelDB(dir string, cacheBytes, writeBuffer int, log *slog.Logger) storage.
 // start) to its end, a fetched batch at a time: kafka.Options.ReadPartition.
 type replayer func(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) error
 
+// replayProgressEvery: how often a long replay logs how far it got.
+const replayProgressEvery = 10 * time.Second
+
 // replayed wraps a levelDB builder: before goka gets a partition's store, the
 // changelog from the store's offset to its end is applied to it, a fetched
 // batch at a time (store.replay). goka's recovery then starts after the last
@@ -91,8 +94,19 @@ func replayed(ctx context.Context, b storage.Builder, read replayer, log *slog.L
 			return nil, err
 		}
 		s := st.(*store)
-		start := time.Now()
-		n, err := s.replay(ctx, topic, partition, read)
+		start, logged := time.Now(), time.Now()
+		n, err := s.replay(ctx, topic, partition, func(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) error {
+			done := 0
+			return read(ctx, topic, partition, from, func(recs []*kgo.Record) error {
+				done += len(recs)
+				if time.Since(logged) >= replayProgressEvery {
+					logged = time.Now()
+					log.Info("replaying the changelog", "topic", topic, "partition", partition,
+						"records", done, "offset", recs[len(recs)-1].Offset, "since", time.Since(start).Round(time.Second))
+				}
+				return apply(recs)
+			})
+		})
 		switch {
 		case ctx.Err() != nil:
 			return nil, errors.Join(ctx.Err(), s.Close())
