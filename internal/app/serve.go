@@ -77,7 +77,11 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	}
 	sb := storage.MemoryBuilder()
 	if !c.Memory {
-		sb = levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, n), c.WriteBufferMB<<20, env.Log)
+		// The changelog replayed ahead of goka is not seen by applied: the
+		// view's freshness then starts from goka's recovery offset, which is
+		// where the replay stopped.
+		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, n), c.WriteBufferMB<<20, env.Log),
+			opts.ReadPartition, env.Log)
 	}
 	applied := views.NewApplied(n)
 	view, err := goka.NewView(c.Brokers, topics.DetectorTable(), codecs.State{},
