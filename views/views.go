@@ -55,6 +55,8 @@ type Deps struct {
 	// Applied, when the view was built with its Callback, gives the exact
 	// offsets applied; without it they come from goka's recovery stats.
 	Applied *Applied
+	// Replays, when set, shows the changelog read ahead of goka's recovery.
+	Replays *telemetry.Replays
 	// Ends, when set, gives live end offsets: lag and staleness need them.
 	Ends    EndOffsets
 	Metrics *Metrics
@@ -68,6 +70,7 @@ type Service struct {
 	table   Table
 	alerts  *AlertLog
 	applied *Applied
+	replays *telemetry.Replays
 	ends    EndOffsets
 	metrics *Metrics
 	log     *slog.Logger
@@ -146,7 +149,7 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics(nil)
 	}
-	s := &Service{cfg: cfg, table: deps.Table, alerts: deps.Alerts, applied: deps.Applied, ends: deps.Ends,
+	s := &Service{cfg: cfg, table: deps.Table, alerts: deps.Alerts, applied: deps.Applied, replays: deps.Replays, ends: deps.Ends,
 		metrics: deps.Metrics, log: deps.Log, now: deps.Now, started: deps.Now(),
 		caughtUp: make([]time.Time, max(cfg.Partitions, 0))}
 	s.progress.Store(&Progress{ETASeconds: -1, Partitions: []PartitionProgress{}})
@@ -205,6 +208,10 @@ func (s *Service) refresh(ctx context.Context) {
 		pp.Offset = s.offset(part, ts)
 		if n, ok := telemetry.Remaining(ts); ok {
 			pp.Remaining = n
+			remaining[part] = n
+		}
+		if n, next, ok := s.replays.Remaining(part); ok { // read ahead of goka's recovery
+			pp.Status, pp.Offset, pp.Remaining = "recovering", next, n
 			remaining[part] = n
 		}
 		end, live := ends[part]

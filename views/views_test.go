@@ -16,6 +16,7 @@ import (
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/kafka"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/telemetry"
 )
 
 type fakeTable struct {
@@ -337,5 +338,33 @@ func TestReadinessDoesNotFlap(t *testing.T) {
 	never, _, _ := newService(false)
 	if never.Progress().Recovered {
 		t.Fatal("a table that never recovered is ready")
+	}
+}
+
+// TestReplayProgress: while a partition's changelog is read ahead of goka's
+// recovery (goka's stats say "initializing"), /v1/partitions shows it
+// recovering, with the replay's position and what it still has to read;
+// once the replay is done goka's figures take over.
+func TestReplayProgress(t *testing.T) {
+	tb := &fakeTable{stats: &goka.ViewStats{Partitions: map[int32]*goka.TableStats{
+		0: {Status: goka.PartitionInitializing},
+		1: {Status: goka.PartitionRunning, Recovery: &goka.RecoveryStats{StartTime: t0, Offset: 5, Hwm: 5}},
+	}}}
+	replays := new(telemetry.Replays)
+	replays.Start(0, 100, 1100)
+	replays.Advance(0, 400)
+	s := New(Config{Rules: rules.Default(), Partitions: 2}, Deps{Table: tb, Alerts: NewAlertLog(10, 2), Replays: replays})
+	s.refresh(context.Background())
+	p := s.Progress()
+	if pp := p.Partitions[0]; pp.Status != "recovering" || pp.Offset != 400 || pp.Remaining != 700 {
+		t.Errorf("replaying partition %+v, want recovering at 400 with 700 remaining", pp)
+	}
+	if p.RemainingRecords != 700 || p.Recovered {
+		t.Errorf("progress %+v, want 700 remaining, not recovered", p)
+	}
+	replays.Done(0)
+	s.refresh(context.Background())
+	if pp := s.Progress().Partitions[0]; pp.Status != "initializing" || pp.Remaining != 0 {
+		t.Errorf("after the replay %+v, want goka's initializing", pp)
 	}
 }

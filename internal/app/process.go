@@ -130,6 +130,8 @@ type Processor struct {
 	env   Env
 	ready atomic.Bool
 	cur   atomic.Pointer[goka.Processor] // the one supervise runs now
+	// replays: the table partitions whose changelog is read ahead of goka
+	replays telemetry.Replays
 
 	// wrapBuild, when set (tests), wraps the function that builds processors.
 	wrapBuild func(build func() (*goka.Processor, error)) func() (*goka.Processor, error)
@@ -187,7 +189,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 		return d.NewProcessor(p.cfg.Brokers,
 			goka.WithClientID(p.cfg.ClientID),
 			goka.WithStorageBuilder(replayed(ctx, levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, n), p.cfg.WriteBufferMB<<20, log),
-				opts.ReadPartition, log)),
+				opts.ReadPartition, &p.replays, log)),
 			goka.WithProducerBuilder(opts.ProducerBuilder()),
 			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder()),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),
@@ -311,7 +313,11 @@ func (p *Processor) watch(ctx context.Context, opts kafka.Options, m *telemetry.
 		owned := make([]int32, 0, len(st.Group))
 		for part, ps := range st.Group {
 			owned = append(owned, part)
-			if n, ok := telemetry.Remaining(ps.TableStats); ok {
+			n, ok := telemetry.Remaining(ps.TableStats)
+			if r, _, replaying := p.replays.Remaining(part); replaying {
+				n, ok = r, true // goka's recovery has not started yet
+			}
+			if ok {
 				remaining[part] = n
 				total += n
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/kafka"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/telemetry"
 	"github.com/fraudwatch/fraudwatch/internal/topics"
 	"github.com/fraudwatch/fraudwatch/views"
 )
@@ -75,13 +76,14 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	if err != nil {
 		return err
 	}
+	replays := new(telemetry.Replays)
 	sb := storage.MemoryBuilder()
 	if !c.Memory {
 		// The changelog replayed ahead of goka is not seen by applied: the
 		// view's freshness then starts from goka's recovery offset, which is
 		// where the replay stopped.
 		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, n), c.WriteBufferMB<<20, env.Log),
-			opts.ReadPartition, env.Log)
+			opts.ReadPartition, replays, env.Log)
 	}
 	applied := views.NewApplied(n)
 	view, err := goka.NewView(c.Brokers, topics.DetectorTable(), codecs.State{},
@@ -106,7 +108,7 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	alerts := views.NewAlertLog(10000, 50)
 	reg := env.registerer()
 	svc := views.New(views.Config{Rules: c.Rules, Partitions: n}, views.Deps{Table: view, Alerts: alerts, Applied: applied,
-		Ends: tableEnds(adm), Metrics: views.NewMetrics(reg), Log: env.Log, Now: env.now()})
+		Replays: replays, Ends: tableEnds(adm), Metrics: views.NewMetrics(reg), Log: env.Log, Now: env.now()})
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fraudwatch/fraudwatch/internal/telemetry"
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
 	lerrors "github.com/syndtr/goleveldb/leveldb/errors"
@@ -74,7 +75,7 @@ func levelDB(dir string, cacheBytes, writeBuffer int, log *slog.Logger) storage.
 
 // replayer reads a partition of a changelog from an offset (negative: its
 // start) to its end, a fetched batch at a time: kafka.Options.ReadPartition.
-type replayer func(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) error
+type replayer func(ctx context.Context, topic string, partition int32, from int64, started func(start, end int64), apply func([]*kgo.Record) error) error
 
 // replayProgressEvery: how often a long replay logs how far it got.
 const replayProgressEvery = 10 * time.Second
@@ -87,7 +88,10 @@ const replayProgressEvery = 10 * time.Second
 // time: it is logged and goka reads the rest. A restore measured in
 // "fraudwatch bench" spent most of its CPU passing sarama's records one by
 // one through goka's recovery loop.
-func replayed(ctx context.Context, b storage.Builder, read replayer, log *slog.Logger) storage.Builder {
+//
+// progress (may be nil) shows each replay's position, for the restore
+// figures of /metrics and /v1/partitions.
+func replayed(ctx context.Context, b storage.Builder, read replayer, progress *telemetry.Replays, log *slog.Logger) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		st, err := b(topic, partition)
 		if err != nil {
@@ -95,16 +99,24 @@ func replayed(ctx context.Context, b storage.Builder, read replayer, log *slog.L
 		}
 		s := st.(*store)
 		start, logged := time.Now(), time.Now()
-		n, err := s.replay(ctx, topic, partition, func(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) error {
+		defer progress.Done(partition)
+		n, err := s.replay(ctx, topic, partition, func(ctx context.Context, topic string, partition int32, from int64,
+			started func(start, end int64), apply func([]*kgo.Record) error) error {
 			done := 0
-			return read(ctx, topic, partition, from, func(recs []*kgo.Record) error {
+			return read(ctx, topic, partition, from, func(next, end int64) {
+				progress.Start(partition, next, end)
+			}, func(recs []*kgo.Record) error {
+				if err := apply(recs); err != nil {
+					return err
+				}
 				done += len(recs)
+				progress.Advance(partition, recs[len(recs)-1].Offset+1)
 				if time.Since(logged) >= replayProgressEvery {
 					logged = time.Now()
 					log.Info("replaying the changelog", "topic", topic, "partition", partition,
 						"records", done, "offset", recs[len(recs)-1].Offset, "since", time.Since(start).Round(time.Second))
 				}
-				return apply(recs)
+				return nil
 			})
 		})
 		switch {

@@ -185,8 +185,11 @@ type fakeChangelog struct {
 	froms     []int64
 }
 
-func (f *fakeChangelog) read(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) error {
+func (f *fakeChangelog) read(ctx context.Context, topic string, partition int32, from int64, started func(start, end int64), apply func([]*kgo.Record) error) error {
 	f.froms = append(f.froms, from)
+	if started != nil {
+		started(max(from, 0), int64(f.n))
+	}
 	var batch []*kgo.Record
 	for i := max(from, 0); i < int64(f.n); i++ {
 		if err := ctx.Err(); err != nil {
@@ -246,7 +249,7 @@ func TestReplayedStore(t *testing.T) {
 	}
 	dir := t.TempDir()
 	f := &fakeChangelog{n: 5000}
-	b := replayed(context.Background(), levelDB(dir, 4<<10, 0, log), f.read, log) // small cache: write-backs during the replay
+	b := replayed(context.Background(), levelDB(dir, 4<<10, 0, log), f.read, nil, log) // small cache: write-backs during the replay
 	st, err := b("table", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +273,7 @@ func TestReplayedStore(t *testing.T) {
 
 	t.Run("fails part way", func(t *testing.T) {
 		f := &fakeChangelog{n: 5000, failAt: 2000}
-		st, err := replayed(context.Background(), levelDB(t.TempDir(), 4<<10, 0, log), f.read, log)("table", 0)
+		st, err := replayed(context.Background(), levelDB(t.TempDir(), 4<<10, 0, log), f.read, nil, log)("table", 0)
 		if err != nil {
 			t.Fatalf("a failed read is not fatal (goka reads the rest): %v", err)
 		}
@@ -280,7 +283,7 @@ func TestReplayedStore(t *testing.T) {
 	t.Run("cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := replayed(ctx, levelDB(t.TempDir(), 4<<10, 0, log), (&fakeChangelog{n: 10}).read, log)("table", 0); err == nil {
+		if _, err := replayed(ctx, levelDB(t.TempDir(), 4<<10, 0, log), (&fakeChangelog{n: 10}).read, nil, log)("table", 0); err == nil {
 			t.Fatal("no error after the processor's context ended")
 		}
 	})

@@ -353,7 +353,7 @@ func (s *store) replay(ctx context.Context, topic string, partition int32, read 
 		from = stored + 1
 	}
 	n := 0
-	err = read(ctx, topic, partition, from, func(recs []*kgo.Record) error {
+	err = read(ctx, topic, partition, from, nil, func(recs []*kgo.Record) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, r := range recs {

@@ -24,10 +24,14 @@ const replayIdle = 5 * time.Second
 // when ctx ends; if fetches bring nothing for replayIdle it returns early,
 // without an error.
 //
+// Before the first record, started (if not nil) learns the offset the read
+// starts at and the end it reads to.
+//
 // It is franz-go's consumer without a group: one fetch brings many records,
 // and apply takes them as one slice, where goka's recovery passes sarama's
 // records one by one through channels.
-func (o Options) ReadPartition(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) error {
+func (o Options) ReadPartition(ctx context.Context, topic string, partition int32, from int64,
+	started func(start, end int64), apply func([]*kgo.Record) error) error {
 	start := kgo.NewOffset().AtStart()
 	if from >= 0 {
 		start = kgo.NewOffset().At(from)
@@ -43,19 +47,33 @@ func (o Options) ReadPartition(ctx context.Context, topic string, partition int3
 		return fmt.Errorf("kafka: reading %s/%d: %w", topic, partition, err)
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	adm := kadm.NewClient(cl)
+	lookup := func(what string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (int64, error) {
+		los, err := list(ctx, topic)
+		if err != nil {
+			return 0, fmt.Errorf("kafka: %s offset of %s/%d: %w", what, topic, partition, err)
+		}
+		lo, ok := los.Lookup(topic, partition)
+		switch {
+		case !ok:
+			return 0, fmt.Errorf("kafka: %s offset of %s/%d: no such partition", what, topic, partition)
+		case lo.Err != nil:
+			return 0, fmt.Errorf("kafka: %s offset of %s/%d: %w", what, topic, partition, lo.Err)
+		}
+		return lo.Offset, nil
+	}
+	end, err := lookup("end", adm.ListEndOffsets)
 	if err != nil {
-		return fmt.Errorf("kafka: end offset of %s/%d: %w", topic, partition, err)
+		return err
 	}
-	lo, ok := ends.Lookup(topic, partition)
-	switch {
-	case !ok:
-		return fmt.Errorf("kafka: end offset of %s/%d: no such partition", topic, partition)
-	case lo.Err != nil:
-		return fmt.Errorf("kafka: end offset of %s/%d: %w", topic, partition, lo.Err)
+	logStart, err := lookup("start", adm.ListStartOffsets)
+	if err != nil {
+		return err
 	}
-	end := lo.Offset
-	if end <= 0 || (from >= 0 && from >= end) {
+	if started != nil {
+		started(max(from, logStart), end)
+	}
+	if max(from, logStart) >= end {
 		return nil
 	}
 	for {

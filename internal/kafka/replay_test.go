@@ -55,7 +55,8 @@ func TestReadPartition(t *testing.T) {
 	for _, from := range []int64{-1, 0, 12345, n - 1, n, n + 50} {
 		t.Run(strconv.FormatInt(from, 10), func(t *testing.T) {
 			next, batches := max(from, 0), 0
-			err := o.ReadPartition(context.Background(), "tbl", 1, from, func(recs []*kgo.Record) error {
+			var start, end int64 = -1, -1
+			err := o.ReadPartition(context.Background(), "tbl", 1, from, func(s, e int64) { start, end = s, e }, func(recs []*kgo.Record) error {
 				batches++
 				for _, r := range recs {
 					if r.Partition != 1 || r.Offset != next {
@@ -78,6 +79,9 @@ func TestReadPartition(t *testing.T) {
 			if want := max(int64(n), max(from, 0)); next != want {
 				t.Fatalf("read up to %d, want %d", next, want)
 			}
+			if start != max(from, 0) || end != n {
+				t.Fatalf("started(%d, %d), want (%d, %d)", start, end, max(from, 0), n)
+			}
 			if from < n-1 && batches >= n/10 {
 				t.Errorf("%d batches for %d records: not batched", batches, n)
 			}
@@ -88,7 +92,7 @@ func TestReadPartition(t *testing.T) {
 	// reads are left for the caller.
 	t.Run("end fixed", func(t *testing.T) {
 		var got int64
-		err := o.ReadPartition(context.Background(), "tbl", 1, -1, func(recs []*kgo.Record) error {
+		err := o.ReadPartition(context.Background(), "tbl", 1, -1, nil, func(recs []*kgo.Record) error {
 			if got == 0 {
 				produceTable(t, c, 1000)
 			}
@@ -117,15 +121,15 @@ func TestReadPartitionErrors(t *testing.T) {
 	o := Options{Brokers: c.ListenAddrs(), ClientID: "test"}
 
 	boom := errors.New("boom")
-	if err := o.ReadPartition(context.Background(), "tbl", 1, -1, func([]*kgo.Record) error { return boom }); !errors.Is(err, boom) {
+	if err := o.ReadPartition(context.Background(), "tbl", 1, -1, nil, func([]*kgo.Record) error { return boom }); !errors.Is(err, boom) {
 		t.Errorf("apply's error: got %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	err = o.ReadPartition(ctx, "tbl", 1, -1, func([]*kgo.Record) error { cancel(); return nil })
+	err = o.ReadPartition(ctx, "tbl", 1, -1, nil, func([]*kgo.Record) error { cancel(); return nil })
 	if !errors.Is(err, context.Canceled) && err != nil {
 		t.Errorf("cancelled: got %v", err)
 	}
-	if err := o.ReadPartition(context.Background(), "tbl", 7, -1, func([]*kgo.Record) error { return nil }); err == nil {
+	if err := o.ReadPartition(context.Background(), "tbl", 7, -1, nil, func([]*kgo.Record) error { return nil }); err == nil {
 		t.Error("partition 7 of a 2-partition topic: no error")
 	}
 
@@ -153,7 +157,7 @@ func TestReadPartitionErrors(t *testing.T) {
 	})
 	var got int
 	start := time.Now()
-	if err := o.ReadPartition(context.Background(), "tbl", 1, -1, func(recs []*kgo.Record) error { got += len(recs); return nil }); err != nil {
+	if err := o.ReadPartition(context.Background(), "tbl", 1, -1, nil, func(recs []*kgo.Record) error { got += len(recs); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got != 3000 || failed.Load() == 0 {

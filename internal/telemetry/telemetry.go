@@ -158,3 +158,62 @@ func (e *ETA) Observe(now time.Time, remaining int64) float64 {
 	}
 	return float64(remaining) / e.rate
 }
+
+// Replays is the progress of the changelog replays that run before goka's
+// own recovery of a table partition (fraudwatch reads the changelog ahead of
+// goka in large batches; goka's stats see nothing of it). The zero value is
+// ready to use; a nil *Replays reports nothing.
+type Replays struct {
+	mu    sync.Mutex
+	parts map[int32]replayPos
+}
+
+type replayPos struct{ next, end int64 }
+
+// Start records that partition's replay reads from next up to end.
+func (r *Replays) Start(partition int32, next, end int64) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.parts == nil {
+		r.parts = map[int32]replayPos{}
+	}
+	r.parts[partition] = replayPos{next, end}
+}
+
+// Advance records that every record before next is applied.
+func (r *Replays) Advance(partition int32, next int64) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.parts[partition]; ok {
+		p.next = next
+		r.parts[partition] = p
+	}
+}
+
+// Done forgets partition's replay: goka's recovery takes over.
+func (r *Replays) Done(partition int32) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.parts, partition)
+}
+
+// Remaining is what partition's running replay still has to read, and the
+// next offset it reads; ok is false when no replay of it runs.
+func (r *Replays) Remaining(partition int32) (remaining, next int64, ok bool) {
+	if r == nil {
+		return 0, 0, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.parts[partition]
+	return max(0, p.end-p.next), p.next, ok
+}

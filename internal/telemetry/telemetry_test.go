@@ -84,3 +84,28 @@ fraudwatch_restore_eta_seconds 0
 		t.Fatal(err)
 	}
 }
+
+func TestReplays(t *testing.T) {
+	var nilReplays *Replays
+	nilReplays.Start(0, 1, 2) // a nil *Replays ignores everything
+	if _, _, ok := nilReplays.Remaining(0); ok {
+		t.Fatal("nil Replays reports a replay")
+	}
+	var r Replays
+	if _, _, ok := r.Remaining(3); ok {
+		t.Fatal("a replay before Start")
+	}
+	r.Start(3, 10, 110)
+	r.Advance(3, 60)
+	r.Advance(4, 99) // not started: ignored
+	if n, next, ok := r.Remaining(3); !ok || n != 50 || next != 60 {
+		t.Fatalf("Remaining(3) = %d, %d, %v; want 50, 60, true", n, next, ok)
+	}
+	if _, _, ok := r.Remaining(4); ok {
+		t.Fatal("Advance without Start made a replay")
+	}
+	r.Done(3)
+	if _, _, ok := r.Remaining(3); ok {
+		t.Fatal("a replay after Done")
+	}
+}
