@@ -122,7 +122,8 @@ type Progress struct {
 type PartitionProgress struct {
 	Partition int32 `json:"partition"`
 	// Status is goka's partition state: initializing, connecting,
-	// recovering, preparing, running or stopped.
+	// recovering, preparing, running or stopped; recovering also while
+	// the changelog is read ahead of goka's recovery.
 	Status string `json:"status"`
 	// Offset is the next table offset the view reads: every record of the
 	// partition before it is applied.
