@@ -310,8 +310,16 @@ func (s *store) flushLocked() error {
 			return s.err
 		}
 	}
+	// While the changelog is replayed, a write-back is due whenever the cache
+	// is full: evicting to half of it makes the next batch half a cache
+	// large, instead of the few entries that would overfill it again (a
+	// 1M-user restore wrote thousands of tiny batches and took 17 s).
+	limit := s.cacheBytes
+	if s.replaying {
+		limit /= 2
+	}
 	for k, e := range s.mem { // map order is random: random eviction
-		if s.memBytes <= s.cacheBytes {
+		if s.memBytes <= limit {
 			break
 		}
 		if e.dirty {
