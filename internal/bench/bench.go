@@ -890,7 +890,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		"rss_bytes_per_million_users: the processor's peak RSS after the throughput run, scaled linearly from the users it held to 1M (fixed costs are scaled too, so small runs overstate it).",
 	}
 	if res.ReadySeconds1MUsersEstimated {
-		res.Notes = append(res.Notes, fmt.Sprintf("time_to_ready_1m_users: estimated as 1M changelog records (one per user, compacted) at the measured restore rate; this run held %s users.", commas(int64(users))))
+		res.Notes = append(res.Notes, fmt.Sprintf("time_to_ready_1m_users: estimated as 1M changelog records (one per user, compacted) at the measured restore rate; this run held %s users. fraudwatch writes a user rewritten many times in the changelog once, so its rate here overstates a changelog of 1M distinct users: measure that with --users 1000000.", commas(int64(users))))
 	}
 	res.finish()
 	return res
