@@ -82,7 +82,7 @@ const replayProgressEvery = 10 * time.Second
 
 // replayed wraps a levelDB builder: before goka gets a partition's store, the
 // changelog from the store's offset to its end is applied to it, a fetched
-// batch at a time (store.replay). goka's recovery then starts after the last
+// batch at a time (store.applyChangelog). goka's recovery then starts after the last
 // record applied and finds little or nothing left. It applies exactly what
 // goka's recovery would, so a replay that fails or stops early only costs
 // time: it is logged and goka reads the rest. A restore measured in
@@ -98,26 +98,27 @@ func replayed(ctx context.Context, b storage.Builder, read replayer, progress *t
 			return nil, err
 		}
 		s := st.(*store)
-		start, logged := time.Now(), time.Now()
+		from, err := s.replayFrom()
+		if err != nil {
+			return nil, errors.Join(err, s.Close())
+		}
 		defer progress.Done(partition)
-		n, err := s.replay(ctx, topic, partition, func(ctx context.Context, topic string, partition int32, from int64,
-			started func(start, end int64), apply func([]*kgo.Record) error) error {
-			done := 0
-			return read(ctx, topic, partition, from, func(next, end int64) {
-				progress.Start(partition, next, end)
-			}, func(recs []*kgo.Record) error {
-				if err := apply(recs); err != nil {
-					return err
-				}
-				done += len(recs)
-				progress.Advance(partition, recs[len(recs)-1].Offset+1)
-				if time.Since(logged) >= replayProgressEvery {
-					logged = time.Now()
-					log.Info("replaying the changelog", "topic", topic, "partition", partition,
-						"records", done, "offset", recs[len(recs)-1].Offset, "since", time.Since(start).Round(time.Second))
-				}
-				return nil
-			})
+		start, logged, n := time.Now(), time.Now(), 0
+		err = read(ctx, topic, partition, from, func(next, end int64) {
+			progress.Start(partition, next, end)
+		}, func(recs []*kgo.Record) error {
+			if err := s.applyChangelog(recs); err != nil {
+				return err
+			}
+			n += len(recs)
+			last := recs[len(recs)-1].Offset
+			progress.Advance(partition, last+1)
+			if time.Since(logged) >= replayProgressEvery {
+				logged = time.Now()
+				log.Info("replaying the changelog", "topic", topic, "partition", partition,
+					"records", n, "offset", last, "since", time.Since(start).Round(time.Second))
+			}
+			return nil
 		})
 		switch {
 		case ctx.Err() != nil:

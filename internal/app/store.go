@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -357,45 +356,41 @@ func (s *store) batchLocked() *leveldb.Batch {
 	return b
 }
 
-// replay applies the changelog from after the stored offset to its end, as
-// goka's recovery does: a record's value is Set (a tombstone deletes the
-// key) and its offset becomes the stored offset. It runs before goka opens
-// the store; it returns how many records it applied.
-func (s *store) replay(ctx context.Context, topic string, partition int32, read replayer) (int, error) {
+// replayFrom is the first changelog offset a replay reads: the one after
+// the stored offset, or -1 (the log start) when none is stored.
+func (s *store) replayFrom() (int64, error) {
 	stored, err := s.GetOffset(-1)
-	if err != nil {
-		return 0, err
+	if err != nil || stored < 0 {
+		return -1, err
 	}
-	from := int64(-1)
-	if stored >= 0 {
-		from = stored + 1
-	}
-	n := 0
-	err = read(ctx, topic, partition, from, nil, func(recs []*kgo.Record) error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, r := range recs {
-			if s.err != nil {
-				return s.err
-			}
-			e := entry{dirty: true, deleted: r.Value == nil}
-			if !e.deleted { // a copy: r.Value shares the fetch's buffer
-				e.val = make([]byte, len(r.Value))
-				copy(e.val, r.Value)
-			}
-			s.gen++
-			s.putLocked(string(r.Key), e)
-			s.offset, s.hasOffset, s.offDirty = r.Offset, true, true
-			n++
-			if _, due := s.dueLocked(); due {
-				if err := s.flushLocked(); err != nil {
-					return err
-				}
+	return stored + 1, nil
+}
+
+// applyChangelog applies changelog records as goka's recovery does: a
+// record's value is Set (a tombstone deletes the key) and its offset becomes
+// the stored offset. It runs before goka opens the store.
+func (s *store) applyChangelog(recs []*kgo.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range recs {
+		if s.err != nil {
+			return s.err
+		}
+		e := entry{dirty: true, deleted: r.Value == nil}
+		if !e.deleted { // a copy: r.Value shares the fetch's buffer
+			e.val = make([]byte, len(r.Value))
+			copy(e.val, r.Value)
+		}
+		s.gen++
+		s.putLocked(string(r.Key), e)
+		s.offset, s.hasOffset, s.offDirty = r.Offset, true, true
+		if _, due := s.dueLocked(); due {
+			if err := s.flushLocked(); err != nil {
+				return err
 			}
 		}
-		return nil
-	})
-	return n, err
+	}
+	return nil
 }
 
 // failed is the sticky write-back error, if any.

@@ -70,10 +70,11 @@ func (o Options) ReadPartition(ctx context.Context, topic string, partition int3
 	if err != nil {
 		return err
 	}
+	first := max(from, logStart)
 	if started != nil {
-		started(max(from, logStart), end)
+		started(first, end)
 	}
-	if max(from, logStart) >= end {
+	if first >= end {
 		return nil
 	}
 	for {
