@@ -79,8 +79,9 @@ type Config struct {
 	// view service (0: their defaults).
 	StateCacheMB, WriteBufferMB int
 	// ProfileDir, when set, receives a CPU profile of each side's processor
-	// over the throughput run (<side>-throughput.cpu.pprof, with its heap at
-	// the end next to it) and of its view service (<side>-serve.cpu.pprof).
+	// over the throughput and restore runs (<side>-throughput.cpu.pprof,
+	// <side>-restore.cpu.pprof, each with its heap at the end next to it) and
+	// of its view service (<side>-serve.cpu.pprof). It is created if missing.
 	ProfileDir string
 	Seed       uint64
 	Spawn      Spawner
@@ -185,6 +186,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
+	}
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return nil, fmt.Errorf("bench: profile dir: %w", err)
+		}
 	}
 	// progress lines and the children's stderr share the writer
 	cfg.Progress = &lockedWriter{w: cfg.Progress}
