@@ -190,7 +190,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 			goka.WithClientID(p.cfg.ClientID),
 			goka.WithStorageBuilder(replayed(ctx, levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, n), p.cfg.WriteBufferMB<<20, log),
 				opts.ReadPartition, &p.replays, log)),
-			goka.WithProducerBuilder(opts.ProducerBuilder()),
+			goka.WithProducerBuilder(opts.ProducerBuilder(string(topics.DetectorTable()))),
 			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder()),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),
 			goka.WithTopicManagerBuilder(opts.TopicManagerBuilder()),

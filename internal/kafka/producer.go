@@ -24,6 +24,8 @@ const closeTimeout = 60 * time.Second
 
 // ProducerBuilder builds goka producers on franz-go's client: idempotent,
 // acks=all, ordered per partition, records partitioned by Kafka's murmur2.
+// Records of the topics named in uncompressed are written without
+// compression (see NewProducer).
 //
 // sarama's idempotent producer is not used for anything fraudwatch writes.
 // After one record fails for good, it bumps the producer epoch and restarts
@@ -34,26 +36,52 @@ const closeTimeout = 60 * time.Second
 // no broker kept: the input offset is then committed and the event is lost.
 // franz-go keeps a batch's epoch and sequence together across retries and
 // resets sequences only when nothing is in flight.
-func (o Options) ProducerBuilder() goka.ProducerBuilder {
+func (o Options) ProducerBuilder(uncompressed ...string) goka.ProducerBuilder {
 	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
 		if err := checkHasher(hasher); err != nil {
 			return nil, err
 		}
 		po := o
 		po.Brokers, po.ClientID = brokers, clientID
-		return NewProducer(po)
+		return NewProducer(po, uncompressed...)
 	}
 }
 
-// NewProducer returns a goka producer on a new franz-go client.
-func NewProducer(o Options) (goka.Producer, error) {
+// NewProducer returns a goka producer on new franz-go clients. Records are
+// snappy-compressed, except those of the topics named in uncompressed, which
+// go through a second client without compression: a group table's changelog
+// holds small binary states in small batches, which compress little, and
+// every restore reads all of it (decompression was a fifth of a restore's
+// CPU in "fraudwatch bench"). Kafka Streams leaves its changelogs
+// uncompressed by default too. Each topic's records always go through the
+// same client, so their order per partition holds.
+func NewProducer(o Options, uncompressed ...string) (goka.Producer, error) {
+	p := &producer{}
+	var err error
+	if p.cl, err = newProducerClient(o, kgo.SnappyCompression(), kgo.NoCompression()); err != nil {
+		return nil, err
+	}
+	if len(uncompressed) > 0 {
+		if p.plain, err = newProducerClient(o, kgo.NoCompression()); err != nil {
+			p.cl.Close()
+			return nil, err
+		}
+		p.plainTopics = make(map[string]bool, len(uncompressed))
+		for _, t := range uncompressed {
+			p.plainTopics[t] = true
+		}
+	}
+	return p, nil
+}
+
+func newProducerClient(o Options, compression ...kgo.CompressionCodec) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(o.FranzOpts(
 		kgo.RecordPartitioner(murmur2Partitioner{}),
 		// No linger: alerts are produced synchronously, and each would wait
 		// for it (a 5 ms linger took alert p99 from 0.2 to 5 s in the bench);
 		// records batch up anyway while earlier requests are in flight.
 		kgo.ProducerLinger(0),
-		kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression()),
+		kgo.ProducerBatchCompression(compression...),
 		kgo.RecordDeliveryTimeout(deliveryTimeout),
 		// A produce error names a partition whose leader moved: look it up
 		// again at once rather than after franz-go's default 5 s.
@@ -62,7 +90,7 @@ func NewProducer(o Options) (goka.Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: producer: %w", err)
 	}
-	return &producer{cl: cl}, nil
+	return cl, nil
 }
 
 // checkHasher refuses a hasher other than Murmur2: goka routes a key's table
@@ -80,7 +108,16 @@ func checkHasher(hasher func() hash.Hash32) error {
 }
 
 type producer struct {
-	cl *kgo.Client
+	cl          *kgo.Client     // snappy
+	plain       *kgo.Client     // no compression, for plainTopics; nil if none
+	plainTopics map[string]bool // read-only after NewProducer
+}
+
+func (p *producer) client(topic string) *kgo.Client {
+	if p.plainTopics[topic] {
+		return p.plain
+	}
+	return p.cl
 }
 
 func (p *producer) Emit(topic, key string, value []byte) *goka.Promise {
@@ -99,7 +136,7 @@ func (p *producer) EmitWithHeaders(topic, key string, value []byte, headers goka
 	for k, v := range headers {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: v})
 	}
-	p.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+	p.client(topic).Produce(context.Background(), r, func(r *kgo.Record, err error) {
 		if err != nil {
 			finish(nil, fmt.Errorf("kafka: producing to %s: %w", r.Topic, err))
 			return
@@ -110,16 +147,21 @@ func (p *producer) EmitWithHeaders(topic, key string, value []byte, headers goka
 }
 
 // Close waits for buffered records (up to closeTimeout), then closes the
-// client; records still buffered then fail their promises.
+// clients; records still buffered then fail their promises.
 func (p *producer) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	err := p.cl.Flush(ctx)
-	p.cl.Close()
-	if err != nil {
-		return fmt.Errorf("kafka: flushing the producer: %w", err)
+	var errs []error
+	for _, cl := range []*kgo.Client{p.cl, p.plain} {
+		if cl == nil {
+			continue
+		}
+		if err := cl.Flush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("kafka: flushing the producer: %w", err))
+		}
+		cl.Close()
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // murmur2Partitioner is Kafka's default partitioner for keyed records;

@@ -178,3 +178,69 @@ func TestProducerRefusesOtherHasher(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// Records of the topics given as uncompressed are stored without
+// compression, every other topic's snappy-compressed; both keep their
+// per-key order.
+func TestProducerCompressionPerTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "table", "loop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := Options{Brokers: c.ListenAddrs(), ClientID: "test"}.ProducerBuilder("table")(c.ListenAddrs(), "test", Hasher())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	value := []byte(strings.Repeat("compressible ", 20))
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i := range n {
+		for _, topic := range []string{"table", "loop"} {
+			wg.Add(1)
+			p.EmitWithHeaders(topic, "k"+strconv.Itoa(i%5), append(strconv.AppendInt(nil, int64(i), 10), value...), nil).Then(func(err error) {
+				errs <- err
+				wg.Done()
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("table", "loop"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	want := map[string]uint8{"table": 0, "loop": 2} // kgo.RecordAttrs: 0 none, 2 snappy
+	last := map[string]int{}                        // topic/key -> last value seen
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for seen := 0; seen < 2*n; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d records: %v", seen, 2*n, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			seen++
+			if got := r.Attrs.CompressionType(); got != want[r.Topic] {
+				t.Errorf("%s: compression type %d, want %d", r.Topic, got, want[r.Topic])
+			}
+			i, _ := strconv.Atoi(strings.TrimSuffix(string(r.Value), string(value)))
+			k := r.Topic + "/" + string(r.Key)
+			if prev, ok := last[k]; ok && i <= prev {
+				t.Errorf("%s: value %d after %d", k, i, prev)
+			}
+			last[k] = i
+		})
+	}
+}
