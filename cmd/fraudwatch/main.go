@@ -391,6 +391,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	partitions := fs.Int("partitions", 4, "partitions of every topic")
 	clients := fs.Int("clients", 32, "concurrent HTTP clients of the query run")
 	latency := fs.Duration("latency-duration", 20*time.Second, "how long events flow at half the measured rate")
+	latencyWarmup := fs.Duration("latency-warmup", 2*time.Second, "how long events flow at that rate before the timed latency run (alerts of the warm-up are not timed)")
 	keyed := fs.Bool("keyed", false, "produce events keyed by user_id (default: unkeyed, as many producers do)")
 	latencyRate := fs.Float64("latency-rate", 0, "events/s of the alert latency run (0: half the measured throughput)")
 	query := fs.Duration("query-duration", 10*time.Second, "how long the query clients run")
@@ -400,7 +401,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	seed := fs.Uint64("seed", 1, "generator seed")
 	stateCacheMB := fs.Int("state-cache-mb", 0, "fraudwatch's --state-cache-mb for its processor and view service (0: its default)")
 	writeBufferMB := fs.Int("write-buffer-mb", 0, "fraudwatch's --write-buffer-mb for its processor and view service (0: its default)")
-	profileDir := fs.String("cpuprofile-dir", "", "write CPU and heap profiles of every child (throughput, restore, queries) here (go tool pprof)")
+	profileDir := fs.String("cpuprofile-dir", "", "write CPU and heap profiles of every child (throughput, latency, restore, queries) here (go tool pprof)")
 	childRole := fs.String("child", "", "internal: run one side of the benchmark (process, serve, baseline, baseline-serve)")
 	childHTTP := fs.String("child-http", "", "internal: HTTP address of a serve child")
 	childProfile := fs.String("child-cpuprofile", "", "internal: CPU profile file of a child")
@@ -421,7 +422,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: finding the fraudwatch binary to run the processors: %w", err)
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
-		LatencyDuration: *latency, LatencyRate: *latencyRate, QueryDuration: *query, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
+		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
 		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB,
 		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {

@@ -61,7 +61,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := bench.Run(ctx, bench.Config{Events: 3000, Users: 300, Partitions: 2, Clients: 4,
-		LatencyDuration: time.Second, QueryDuration: 500 * time.Millisecond, DataDir: t.TempDir(), Seed: 1,
+		LatencyDuration: time.Second, LatencyWarmup: 500 * time.Millisecond, QueryDuration: 500 * time.Millisecond, DataDir: t.TempDir(), Seed: 1,
 		Spawn: spawner, Progress: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
@@ -93,6 +93,9 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s = %v, want 0 < p50 <= p99 <= p999", k, p)
 		}
 	}
+	if c, _ := doc["config"].(map[string]any); c["latency_warmup_seconds"] != 0.5 {
+		t.Errorf("config = %v, want latency_warmup_seconds 0.5", c)
+	}
 	m, _ := doc["machine"].(map[string]any)
 	if c, _ := m["cores"].(float64); c < 1 {
 		t.Errorf("machine = %v, want cores >= 1", m)
@@ -121,5 +124,9 @@ func TestSmoke(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	if err := (bench.Config{}).Validate(); err == nil {
 		t.Error("empty config validated")
+	}
+	err := (bench.Config{LatencyWarmup: -time.Second}).Validate()
+	if err == nil || !strings.Contains(err.Error(), "--latency-warmup must be >= 0") {
+		t.Errorf("negative warm-up: %v", err)
 	}
 }

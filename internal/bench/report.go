@@ -79,13 +79,15 @@ type RunInfo struct {
 	Clients       int     `json:"clients"`
 	EventBytesAvg float64 `json:"event_bytes_avg"`
 	LatencyEvents int     `json:"latency_events"`
-	QuerySeconds  float64 `json:"query_seconds"`
-	Keyed         bool    `json:"keyed"` // events keyed by user_id (else unkeyed)
-	StateCacheMB  int     `json:"state_cache_mb,omitempty"`
-	WriteBufferMB int     `json:"write_buffer_mb,omitempty"`
-	Baseline      bool    `json:"baseline"`
-	Started       string  `json:"started"`
-	WallSeconds   float64 `json:"wall_seconds"`
+	// LatencyWarmupSeconds of events at the latency rate came before the timed ones.
+	LatencyWarmupSeconds float64 `json:"latency_warmup_seconds"`
+	QuerySeconds         float64 `json:"query_seconds"`
+	Keyed                bool    `json:"keyed"` // events keyed by user_id (else unkeyed)
+	StateCacheMB         int     `json:"state_cache_mb,omitempty"`
+	WriteBufferMB        int     `json:"write_buffer_mb,omitempty"`
+	Baseline             bool    `json:"baseline"`
+	Started              string  `json:"started"`
+	WallSeconds          float64 `json:"wall_seconds"`
 }
 
 // Machine describes where the run happened.
