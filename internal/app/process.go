@@ -47,11 +47,13 @@ type ProcessConfig struct {
 	WriteBufferMB int
 }
 
-// DefaultStateCacheMB is the default memory for cached user states. With 32
-// MiB a processor holding 844,550 users peaked at 490-506 MiB of RSS per 1M
-// users against 604-621 MiB with 64, at no CPU cost that stood out of the
-// noise ("fraudwatch bench --users 1000000 --events 2000000 --state-cache-mb N").
-const DefaultStateCacheMB = 32
+// DefaultStateCacheMB is the default memory for cached user states. A
+// processor holding 844,550 users peaked at 492 MiB of RSS per 1M users with
+// 28 MiB, against 513 (two runs) with 32 once the changelog had its own
+// producer client, and 604-621 with 64, at no throughput cost that stood out
+// of the noise ("fraudwatch bench --users 1000000 --events 2000000
+// --state-cache-mb N"; 62,395 events/s with 28, 60,543-64,420 with 32).
+const DefaultStateCacheMB = 28
 
 // DefaultWriteBufferMB is LevelDB's write buffer per partition by default
 // (goleveldb's own default).
