@@ -200,7 +200,7 @@ type processFlags struct {
 	writeBufferMB                       int
 }
 
-func (p *processFlags) register(fs *flag.FlagSet, httpDefault string) {
+func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCacheMB int) {
 	fs.StringVar(&p.rulesFile, "rules", "", "YAML rules file (see README); flags below override it")
 	fs.StringVar(&p.mode, "window-mode", "tumbling", "tumbling or sliding")
 	fs.DurationVar(&p.size, "window-size", time.Minute, "window length")
@@ -210,8 +210,13 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string) {
 	fs.DurationVar(&p.maxSkew, "max-skew", 5*time.Minute, "how far ahead of the clock an event time may be")
 	fs.StringVar(&p.httpAddr, "http", httpDefault, "HTTP address for /healthz, /readyz, /metrics (empty: off)")
 	fs.StringVar(&p.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.IntVar(&p.stateCacheMB, "state-cache-mb", app.DefaultStateCacheMB, "memory for cached user states, in MiB, shared by the partitions (LevelDB holds the rest)")
+	fs.IntVar(&p.stateCacheMB, "state-cache-mb", stateCacheMB, "memory for cached user states, in MiB, shared by the partitions (LevelDB holds the rest)")
 	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", app.DefaultWriteBufferMB, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
+}
+
+// gcPercentFlag is --gc-percent of the commands that run a processor.
+func gcPercentFlag(fs *flag.FlagSet) *int {
+	return fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) for the processor: lower holds less memory and collects more often")
 }
 
 // parse parses args and returns the logger and the processor config.
@@ -267,7 +272,8 @@ func (p *processFlags) config(set map[string]bool) (app.ProcessConfig, error) {
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dev", stderr)
 	var pf processFlags
-	pf.register(fs, "127.0.0.1:8080")
+	pf.register(fs, "127.0.0.1:8080", app.DefaultStateCacheMB)
+	gcPercent := gcPercentFlag(fs)
 	dataDir := fs.String("data-dir", "./fraudwatch-data", "where the embedded Kafka and the processor keep their data")
 	listen := fs.String("kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker")
 	partitions := fs.Int("partitions", 4, "partitions of each topic (first start only)")
@@ -277,7 +283,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	pc.Brokers, pc.DataDir = []string{*listen}, *dataDir // validated here, replaced by Dev
+	pc.Brokers, pc.DataDir, pc.GCPercent = []string{*listen}, *dataDir, *gcPercent // validated here, replaced by Dev
 	if err := pc.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -288,7 +294,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("process", stderr)
 	var pf processFlags
-	pf.register(fs, "")
+	pf.register(fs, "", app.DefaultStateCacheMB)
+	gcPercent := gcPercentFlag(fs)
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
 	dataDir := fs.String("data-dir", "", "directory for the local state (LevelDB per partition)")
 	clientID := fs.String("client-id", "fraudwatch", "Kafka client id")
@@ -297,7 +304,7 @@ func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pc.Brokers, pc.DataDir, pc.ClientID, pc.Security = splitList(*brokers), *dataDir, *clientID, *sec
+	pc.Brokers, pc.DataDir, pc.ClientID, pc.Security, pc.GCPercent = splitList(*brokers), *dataDir, *clientID, *sec, *gcPercent
 	p, err := app.NewProcessor(pc, newEnv(log))
 	if err != nil {
 		return usageError{err}
@@ -364,7 +371,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var pf processFlags
-	pf.register(fs, "127.0.0.1:8080")
+	pf.register(fs, "127.0.0.1:8080", app.DefaultServeStateCacheMB)
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
 	dataDir := fs.String("data-dir", "", "directory for the view's LevelDB (a restart catches up from it)")
 	memory := fs.Bool("memory", false, "keep the view in memory instead (a restart replays the table)")

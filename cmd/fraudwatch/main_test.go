@@ -21,6 +21,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"process needs brokers and data dir", []string{"process"}, nil, exitUsage, "no brokers"},
 		{"process data dir from env", []string{"process", "--grace", "-5s"}, map[string]string{"FRAUDWATCH_DATA_DIR": "/tmp/x"}, exitUsage, "grace must be >= 0"},
 		{"negative write buffer", []string{"process", "--brokers", "x", "--data-dir", "d", "--write-buffer-mb", "-1"}, nil, exitUsage, "--write-buffer-mb must be >= 0"},
+		{"negative gc percent", []string{"process", "--brokers", "x", "--data-dir", "d", "--gc-percent", "-1"}, nil, exitUsage, "--gc-percent must be >= 0"},
+		{"serve cache default", []string{"serve", "--help"}, nil, exitOK, "(default 256)"},
 		{"bad env value", []string{"process"}, map[string]string{"FRAUDWATCH_MAX_SKEW": "soon"}, exitUsage, "FRAUDWATCH_MAX_SKEW"},
 		{"topics needs create", []string{"topics"}, nil, exitUsage, "topics create"},
 		{"produce key", []string{"produce", "--brokers", "x", "--count", "1", "--key", "merchant"}, nil, exitUsage, "--key must be none or user_id"},

@@ -37,7 +37,7 @@ type ServeConfig struct {
 	// AuthToken, when set, is required as "Authorization: Bearer <token>" on /v1/*.
 	AuthToken string
 	Security  kafka.Security
-	// StateCacheMB is the memory for cached user states (0: DefaultStateCacheMB).
+	// StateCacheMB is the memory for cached user states (0: DefaultServeStateCacheMB).
 	StateCacheMB int
 	// WriteBufferMB is LevelDB's write buffer per partition (0: DefaultWriteBufferMB).
 	WriteBufferMB int
@@ -82,7 +82,7 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 		// The changelog replayed ahead of goka is not seen by applied: the
 		// view's freshness then starts from goka's recovery offset, which is
 		// where the replay stopped.
-		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, n), c.WriteBufferMB<<20, env.Log),
+		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, DefaultServeStateCacheMB, n), c.WriteBufferMB<<20, env.Log),
 			opts.ReadPartition, replays, env.Log)
 	}
 	applied := views.NewApplied(n)
