@@ -214,9 +214,11 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCache
 	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", app.DefaultWriteBufferMB, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
 }
 
-// gcPercentFlag is --gc-percent of the commands that run a processor.
-func gcPercentFlag(fs *flag.FlagSet) *int {
-	return fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) for the processor: lower holds less memory and collects more often")
+// tuningFlags are --gc-percent and --fetch-wait of the commands that run a processor.
+func tuningFlags(fs *flag.FlagSet) (gcPercent *int, fetchWait *time.Duration) {
+	gcPercent = fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) for the processor: lower holds less memory and collects more often")
+	fetchWait = fs.Duration("fetch-wait", kafka.DefaultFetchWait, "how long an input or loop fetch waits for 32 KiB of records (1ms-1s): longer costs latency per hop and saves CPU under load")
+	return gcPercent, fetchWait
 }
 
 // parse parses args and returns the logger and the processor config.
@@ -273,7 +275,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("dev", stderr)
 	var pf processFlags
 	pf.register(fs, "127.0.0.1:8080", app.DefaultStateCacheMB)
-	gcPercent := gcPercentFlag(fs)
+	gcPercent, fetchWait := tuningFlags(fs)
 	dataDir := fs.String("data-dir", "./fraudwatch-data", "where the embedded Kafka and the processor keep their data")
 	listen := fs.String("kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker")
 	partitions := fs.Int("partitions", 4, "partitions of each topic (first start only)")
@@ -283,7 +285,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	pc.Brokers, pc.DataDir, pc.GCPercent = []string{*listen}, *dataDir, *gcPercent // validated here, replaced by Dev
+	pc.Brokers, pc.DataDir, pc.GCPercent, pc.FetchWait = []string{*listen}, *dataDir, *gcPercent, *fetchWait // validated here, replaced by Dev
 	if err := pc.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -295,7 +297,7 @@ func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("process", stderr)
 	var pf processFlags
 	pf.register(fs, "", app.DefaultStateCacheMB)
-	gcPercent := gcPercentFlag(fs)
+	gcPercent, fetchWait := tuningFlags(fs)
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
 	dataDir := fs.String("data-dir", "", "directory for the local state (LevelDB per partition)")
 	clientID := fs.String("client-id", "fraudwatch", "Kafka client id")
@@ -304,7 +306,8 @@ func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pc.Brokers, pc.DataDir, pc.ClientID, pc.Security, pc.GCPercent = splitList(*brokers), *dataDir, *clientID, *sec, *gcPercent
+	pc.Brokers, pc.DataDir, pc.ClientID, pc.Security = splitList(*brokers), *dataDir, *clientID, *sec
+	pc.GCPercent, pc.FetchWait = *gcPercent, *fetchWait
 	p, err := app.NewProcessor(pc, newEnv(log))
 	if err != nil {
 		return usageError{err}
@@ -408,6 +411,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	seed := fs.Uint64("seed", 1, "generator seed")
 	stateCacheMB := fs.Int("state-cache-mb", 0, "fraudwatch's --state-cache-mb for its processor and view service (0: its default)")
 	writeBufferMB := fs.Int("write-buffer-mb", 0, "fraudwatch's --write-buffer-mb for its processor and view service (0: its default)")
+	fetchWait := fs.Duration("fetch-wait", 0, "fraudwatch's --fetch-wait for its processor (0: its default)")
 	profileDir := fs.String("cpuprofile-dir", "", "write CPU and heap profiles of every child (throughput, latency, restore, queries) here (go tool pprof)")
 	childRole := fs.String("child", "", "internal: run one side of the benchmark (process, serve, baseline, baseline-serve)")
 	childHTTP := fs.String("child-http", "", "internal: HTTP address of a serve child")
@@ -422,7 +426,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		return bench.RunChild(ctx, bench.ChildConfig{Role: role, Brokers: splitList(*brokers), DataDir: *dataDir,
-			HTTPAddr: *childHTTP, CPUProfile: *childProfile, StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB}, stdout, log)
+			HTTPAddr: *childHTTP, CPUProfile: *childProfile, StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait}, stdout, log)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -430,7 +434,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
 		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
-		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB,
+		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait,
 		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {
 		c.DataDir = "-" // validated below, replaced by a temporary dir
@@ -483,6 +487,9 @@ func benchSpawner(exe string) bench.Spawner {
 		}
 		if c.WriteBufferMB > 0 {
 			args = append(args, "--write-buffer-mb", strconv.Itoa(c.WriteBufferMB))
+		}
+		if c.FetchWait > 0 {
+			args = append(args, "--fetch-wait", c.FetchWait.String())
 		}
 		return exec.Command(exe, args...)
 	}

@@ -49,6 +49,9 @@ type ProcessConfig struct {
 	// GCPercent is Go's GC percent (GOGC) for the whole OS process while Run
 	// runs (0: DefaultGCPercent).
 	GCPercent int
+	// FetchWait is how long the input and loop consumers' fetches wait for
+	// 32 KiB of records (0: kafka.DefaultFetchWait).
+	FetchWait time.Duration
 }
 
 // DefaultGCPercent is the processor's GOGC. Go's default of 100 lets the heap
@@ -114,6 +117,9 @@ func (c ProcessConfig) Validate() error {
 	errs = append(errs, memoryErrors(c.StateCacheMB, c.WriteBufferMB)...)
 	if c.GCPercent < 0 {
 		errs = append(errs, fmt.Errorf("--gc-percent must be >= 0, got %d", c.GCPercent))
+	}
+	if c.FetchWait != 0 && (c.FetchWait < time.Millisecond || c.FetchWait > time.Second) {
+		errs = append(errs, fmt.Errorf("--fetch-wait must be between 1ms and 1s, got %v", c.FetchWait))
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
@@ -221,7 +227,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 			goka.WithStorageBuilder(replayed(ctx, levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, DefaultStateCacheMB, n), p.cfg.WriteBufferMB<<20, log),
 				opts.ReadPartition, &p.replays, log)),
 			goka.WithProducerBuilder(opts.ProducerBuilder(string(topics.DetectorTable()))),
-			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder()),
+			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder(p.cfg.FetchWait)),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),
 			goka.WithTopicManagerBuilder(opts.TopicManagerBuilder()),
 			goka.WithLogger(kafka.GokaLogger{L: log}),

@@ -85,6 +85,8 @@ type Config struct {
 	// StateCacheMB and WriteBufferMB are passed to fraudwatch's processor and
 	// view service (0: their defaults).
 	StateCacheMB, WriteBufferMB int
+	// FetchWait is passed to fraudwatch's processor as --fetch-wait (0: its default).
+	FetchWait time.Duration
 	// ProfileDir, when set, receives a CPU profile of each side's processor
 	// over the throughput, latency and restore runs (<side>-throughput.cpu.pprof,
 	// <side>-latency.cpu.pprof, <side>-restore.cpu.pprof, each with its heap
@@ -116,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.LatencyWarmup < 0 {
 		errs = append(errs, fmt.Errorf("--latency-warmup must be >= 0, got %v", c.LatencyWarmup))
+	}
+	if c.FetchWait != 0 && (c.FetchWait < time.Millisecond || c.FetchWait > time.Second) {
+		errs = append(errs, fmt.Errorf("--fetch-wait must be between 1ms and 1s, got %v", c.FetchWait))
 	}
 	if c.StateCacheMB < 0 || c.WriteBufferMB < 0 {
 		errs = append(errs, errors.New("--state-cache-mb and --write-buffer-mb must be >= 0"))
@@ -418,7 +423,8 @@ func (r *run) lag(ctx context.Context, s side) (input, loop int64, err error) {
 // caughtUp polls until s's group committed everything, while c lives.
 // child is the configuration of a child of role in dir.
 func (r *run) child(role Role, dir string) ChildConfig {
-	return ChildConfig{Role: role, Brokers: r.brokers, DataDir: dir, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB}
+	return ChildConfig{Role: role, Brokers: r.brokers, DataDir: dir, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB,
+		FetchWait: r.cfg.FetchWait}
 }
 
 func (r *run) caughtUp(ctx context.Context, s side, c *child, what string, total int64) error {
@@ -902,7 +908,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		Config: RunInfo{Broker: brokerInfo, Events: r.cfg.Events, Users: r.cfg.Users, BurstUsers: r.burstUsers(),
 			Partitions: r.cfg.Partitions, Clients: r.cfg.Clients, EventBytesAvg: float64(r.bytes) / float64(r.cfg.Events),
 			LatencyEvents: int(fw.latency.RateEPS * r.cfg.LatencyDuration.Seconds()), LatencyWarmupSeconds: r.cfg.LatencyWarmup.Seconds(), QuerySeconds: r.cfg.QueryDuration.Seconds(),
-			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
+			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, FetchWaitMS: float64(r.cfg.FetchWait) / 1e6, Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
 		Machine: machine(),
 	}
 	res.Machine.LoadAvgStart, res.Machine.LoadAvgEnd = r.load, loadAvg()

@@ -129,4 +129,8 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--latency-warmup must be >= 0") {
 		t.Errorf("negative warm-up: %v", err)
 	}
+	err = (bench.Config{FetchWait: 100 * time.Microsecond}).Validate()
+	if err == nil || !strings.Contains(err.Error(), "--fetch-wait must be between 1ms and 1s") {
+		t.Errorf("fetch wait of 100µs: %v", err)
+	}
 }

@@ -56,6 +56,8 @@ type ChildConfig struct {
 	// StateCacheMB and WriteBufferMB are fraudwatch's --state-cache-mb and
 	// --write-buffer-mb (0: their defaults); the baseline ignores them.
 	StateCacheMB, WriteBufferMB int
+	// FetchWait is fraudwatch's --fetch-wait (0: its default).
+	FetchWait time.Duration
 }
 
 // Spawner returns the command that runs a child with c; the benchmark starts
@@ -95,7 +97,7 @@ func RunChild(ctx context.Context, c ChildConfig, stdout io.Writer, log *slog.Lo
 	case RoleProcess:
 		p, err := app.NewProcessor(app.ProcessConfig{Brokers: c.Brokers, DataDir: c.DataDir, ClientID: "fraudwatch-bench",
 			Rules: rules.Default(), MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute,
-			StateCacheMB: c.StateCacheMB, WriteBufferMB: c.WriteBufferMB}, app.Env{Log: log})
+			StateCacheMB: c.StateCacheMB, WriteBufferMB: c.WriteBufferMB, FetchWait: c.FetchWait}, app.Env{Log: log})
 		if err != nil {
 			return err
 		}

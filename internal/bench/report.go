@@ -85,6 +85,7 @@ type RunInfo struct {
 	Keyed                bool    `json:"keyed"` // events keyed by user_id (else unkeyed)
 	StateCacheMB         int     `json:"state_cache_mb,omitempty"`
 	WriteBufferMB        int     `json:"write_buffer_mb,omitempty"`
+	FetchWaitMS          float64 `json:"fetch_wait_ms,omitempty"`
 	Baseline             bool    `json:"baseline"`
 	Started              string  `json:"started"`
 	WallSeconds          float64 `json:"wall_seconds"`
@@ -207,8 +208,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "fraudwatch bench: %s events (%s), %s users (%d bursting), %d partitions, broker %s\n",
 		commas(int64(c.Events)), keys, commas(int64(c.Users)), c.BurstUsers, c.Partitions, c.Broker)
-	if c.StateCacheMB > 0 || c.WriteBufferMB > 0 {
-		fmt.Fprintf(w, "fraudwatch settings: --state-cache-mb %d, --write-buffer-mb %d (0: default)\n", c.StateCacheMB, c.WriteBufferMB)
+	if c.StateCacheMB > 0 || c.WriteBufferMB > 0 || c.FetchWaitMS > 0 {
+		fmt.Fprintf(w, "fraudwatch settings: --state-cache-mb %d, --write-buffer-mb %d, --fetch-wait %gms (0: default)\n", c.StateCacheMB, c.WriteBufferMB, c.FetchWaitMS)
 	}
 	fmt.Fprintf(w, "machine: %s, %d cores, %s GiB, %s/%s, %s, load average %.1f at start, %.1f at end\n\n", r.Machine.CPUModel,
 		r.Machine.Cores, strconv.FormatFloat(float64(r.Machine.MemoryBytes)/(1<<30), 'f', 1, 64), r.Machine.OS, r.Machine.Arch,

@@ -55,35 +55,47 @@ func (o Options) Sarama() *sarama.Config {
 // default partitioner.
 func Hasher() func() hash.Hash32 { return Murmur2 }
 
-// A stream consumer's fetch waits until streamMinBytes are there, or
-// streamMaxWait at most. With sarama's defaults (1 byte, 500 ms) a fetch
-// returns as soon as anything arrives, so a processor keeping up with live
-// traffic fetched its input and the loop topic a few records at a time, and
-// every fetch costs the processor and the broker a round trip. Waiting adds
-// up to streamMaxWait to each of an unkeyed event's two hops. Measured with
-// "fraudwatch bench --latency-rate 30000" (two runs each, alternated): the
-// processor's CPU over the latency run fell by 16% and alert p99 went from
-// 739/375 to 433/159 ms. The price is below saturation: at 20,000 events/s
-// p50 rose from 2.3-2.9 to 11-12 ms, p99 stayed at 41-60 ms. An idle
-// instance fetches 200 times a second per broker.
+// A stream consumer's fetch waits until streamMinBytes are there, or the
+// fetch wait at most (DefaultFetchWait unless set). With sarama's defaults
+// (1 byte, 500 ms) a fetch returns as soon as anything arrives, so a
+// processor keeping up with live traffic fetched its input and the loop topic
+// a few records at a time, and every fetch costs the processor and the broker
+// a round trip. Waiting adds up to the fetch wait to each of an unkeyed
+// event's two hops. Measured with "fraudwatch bench --latency-rate 30000"
+// (two runs each, alternated) against sarama's defaults: the processor's CPU
+// over the latency run fell by 16% and alert p99 went from 739/375 to
+// 433/159 ms. The price is below saturation: at 20,000 events/s p50 rose from
+// 2.3-2.9 to 11-12 ms, p99 stayed at 41-60 ms. An idle instance fetches
+// 1/wait times a second per broker.
 const (
 	streamMinBytes = 32 << 10
-	streamMaxWait  = 5 * time.Millisecond
+	// DefaultFetchWait is the stream consumers' default fetch wait.
+	DefaultFetchWait = 5 * time.Millisecond
 )
 
-// ConsumerGroupBuilder builds goka's consumer groups with ordered commits.
-func (o Options) ConsumerGroupBuilder() goka.ConsumerGroupBuilder {
+// ConsumerGroupBuilder builds goka's consumer groups with ordered commits;
+// their fetches wait up to fetchWait for streamMinBytes (0: DefaultFetchWait).
+func (o Options) ConsumerGroupBuilder(fetchWait time.Duration) goka.ConsumerGroupBuilder {
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
-		c := o.Sarama()
-		c.ClientID = clientID
-		c.Consumer.Fetch.Min = streamMinBytes
-		c.Consumer.MaxWaitTime = streamMaxWait
+		c := o.groupConfig(clientID, fetchWait)
 		g, err := sarama.NewConsumerGroup(brokers, group, c)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: joining group %s: %w", group, err)
 		}
 		return OrderedCommits(g), nil
 	}
+}
+
+// groupConfig is the sarama config of a stream consumer group.
+func (o Options) groupConfig(clientID string, fetchWait time.Duration) *sarama.Config {
+	c := o.Sarama()
+	c.ClientID = clientID
+	if fetchWait == 0 {
+		fetchWait = DefaultFetchWait
+	}
+	c.Consumer.Fetch.Min = streamMinBytes
+	c.Consumer.MaxWaitTime = fetchWait
+	return c
 }
 
 // tableMaxWait is how long a broker holds a table consumer's fetch that

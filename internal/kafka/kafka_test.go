@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -89,5 +90,26 @@ func TestSaramaConfigIsFreshAndSafe(t *testing.T) {
 	}
 	if !b.Version.IsAtLeast(protocolVersion()) {
 		t.Fatalf("version %v", b.Version)
+	}
+}
+
+// Stream consumer groups wait for 32 KiB or the fetch wait (5 ms unless
+// set); table consumers keep answering at once.
+func TestGroupFetchWait(t *testing.T) {
+	o := Options{ClientID: "x"}
+	for _, tt := range []struct {
+		wait, want time.Duration
+	}{{0, DefaultFetchWait}, {time.Millisecond, time.Millisecond}, {200 * time.Millisecond, 200 * time.Millisecond}} {
+		c := o.groupConfig("g", tt.wait)
+		if c.Consumer.MaxWaitTime != tt.want || c.Consumer.Fetch.Min != streamMinBytes || c.ClientID != "g" {
+			t.Errorf("wait %v: max wait %v, min bytes %d, client id %q; want %v, %d, g", tt.wait,
+				c.Consumer.MaxWaitTime, c.Consumer.Fetch.Min, c.ClientID, tt.want, streamMinBytes)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("wait %v: %v", tt.wait, err)
+		}
+	}
+	if c := o.Sarama(); c.Consumer.Fetch.Min != 1 {
+		t.Errorf("table consumers' min bytes %d, want sarama's 1", c.Consumer.Fetch.Min)
 	}
 }
