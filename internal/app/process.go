@@ -56,10 +56,10 @@ type ProcessConfig struct {
 
 // DefaultGCPercent is the processor's GOGC. Go's default of 100 lets the heap
 // grow to twice the live data between collections; at 1M users a processor
-// peaked at 492-517 MiB of RSS per 1M users with it (two runs) and at 449-461
-// with 80 ("fraudwatch bench --users 1000000 --events 2000000", GOGC=80 in the
-// environment of the harness and the child). A collection a little more often
-// is the price.
+// peaked at 492-517 MiB of RSS per 1M users with it (two runs), at 449-461
+// with GOGC=80 in the environment of the whole benchmark, and at 458-476 with
+// this default ("fraudwatch bench --users 1000000 --events 2000000"). A
+// collection a little more often is the price.
 const DefaultGCPercent = 80
 
 // DefaultStateCacheMB is the default memory for cached user states. A
@@ -88,10 +88,10 @@ func memoryErrors(stateCacheMB, writeBufferMB int) []error {
 
 // DefaultServeStateCacheMB is the default memory for the view service's
 // cached user states. A view holds every partition and answers reads only,
-// and its memory is not the processor's budget: a 1M-user view answered
-// 16,663 requests/s with 256 MiB against 13,010 with 32 ("fraudwatch bench
-// --users 1000000 --events 2000000 --state-cache-mb N"). The cache fills
-// only as far as the table has users.
+// and its memory is not the processor's budget: a view of 844,550 users
+// answered 39,673-39,843 requests/s with 256 MiB against 24,956 with 28
+// ("fraudwatch bench --users 1000000 --events 2000000"). The cache fills only
+// as far as the table has users.
 const DefaultServeStateCacheMB = 256
 
 // stateCacheBytes is one partition's share of mb MiB (0: def MiB).
