@@ -67,10 +67,9 @@ type Config struct {
 	LatencyDuration time.Duration
 	// LatencyWarmup is how long events flow at that rate before the timed
 	// LatencyDuration: alerts that name no transaction sent after it are not
-	// timed. A processor restarted for the run starts fetching its input
-	// only after it reported ready, and the first events waited for that:
-	// at 12,000 events/s every alert of the first 150 ms took 100-170 ms,
-	// and those few made the p99 of a 10 s run.
+	// timed. The processor is restarted for the run, and its first alerts
+	// came late: at 12,000 events/s the alerts of the first 150 ms took
+	// 100-170 ms, and those few made the p99 of a 10 s run.
 	LatencyWarmup time.Duration
 	// LatencyRate, when > 0, is the rate of the latency run in events/s
 	// instead of half the measured rate.
