@@ -110,17 +110,39 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	svc := views.New(views.Config{Rules: c.Rules, Partitions: n}, views.Deps{Table: view, Alerts: alerts, Applied: applied,
 		Replays: replays, Ends: tableEnds(adm), Metrics: views.NewMetrics(reg), Log: env.Log, Now: env.now()})
 
+	// goka's View.Run closes the view's partitions as it returns, without a
+	// lock against View.Stats, which the service calls every 250 ms (the race
+	// detector caught the two at a shutdown). So the view is stopped only once
+	// the service has stopped: its context is not ctx's child.
+	vctx, stopView := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopView()
+	var viewErr error
+	viewDone := make(chan struct{})
+	go func() {
+		defer close(viewDone)
+		if err := view.Run(vctx); err != nil {
+			viewErr = fmt.Errorf("app: view: %w", err)
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := view.Run(gctx); err != nil {
-			return fmt.Errorf("app: view: %w", err)
+		select {
+		case <-viewDone:
+			return viewErr
+		case <-gctx.Done():
+			return nil
 		}
-		return nil
 	})
 	g.Go(func() error { return svc.Run(gctx) })
 	g.Go(func() error { return followAlerts(gctx, opts, alerts) })
 	g.Go(func() error { return serveHTTP(gctx, c.HTTPAddr, serveHandler(svc, c.AuthToken, env), env.Log) })
-	return g.Wait()
+	err = g.Wait()
+	stopView()
+	<-viewDone
+	if err == nil { // the first error wins, as in the group
+		err = viewErr
+	}
+	return err
 }
 
 func serveHandler(svc *views.Service, token string, env Env) http.Handler {
