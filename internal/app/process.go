@@ -86,6 +86,14 @@ func memoryErrors(stateCacheMB, writeBufferMB int) []error {
 	return errs
 }
 
+// FetchWaitError checks --fetch-wait: 0 (the default) or 1ms to 1s.
+func FetchWaitError(d time.Duration) error {
+	if d != 0 && (d < time.Millisecond || d > time.Second) {
+		return fmt.Errorf("--fetch-wait must be between 1ms and 1s, got %v", d)
+	}
+	return nil
+}
+
 // DefaultServeStateCacheMB is the default memory for the view service's
 // cached user states. A view holds every partition and answers reads only,
 // and its memory is not the processor's budget: a view of 844,550 users
@@ -118,8 +126,8 @@ func (c ProcessConfig) Validate() error {
 	if c.GCPercent < 0 {
 		errs = append(errs, fmt.Errorf("--gc-percent must be >= 0, got %d", c.GCPercent))
 	}
-	if c.FetchWait != 0 && (c.FetchWait < time.Millisecond || c.FetchWait > time.Second) {
-		errs = append(errs, fmt.Errorf("--fetch-wait must be between 1ms and 1s, got %v", c.FetchWait))
+	if err := FetchWaitError(c.FetchWait); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)

@@ -50,6 +50,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/app"
 	"github.com/fraudwatch/fraudwatch/internal/bench/baseline"
 	"github.com/fraudwatch/fraudwatch/internal/broker"
 	"github.com/fraudwatch/fraudwatch/internal/generator"
@@ -118,8 +119,8 @@ func (c Config) Validate() error {
 	if c.LatencyWarmup < 0 {
 		errs = append(errs, fmt.Errorf("--latency-warmup must be >= 0, got %v", c.LatencyWarmup))
 	}
-	if c.FetchWait != 0 && (c.FetchWait < time.Millisecond || c.FetchWait > time.Second) {
-		errs = append(errs, fmt.Errorf("--fetch-wait must be between 1ms and 1s, got %v", c.FetchWait))
+	if err := app.FetchWaitError(c.FetchWait); err != nil {
+		errs = append(errs, err)
 	}
 	if c.StateCacheMB < 0 || c.WriteBufferMB < 0 {
 		errs = append(errs, errors.New("--state-cache-mb and --write-buffer-mb must be >= 0"))
