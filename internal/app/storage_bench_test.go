@@ -1,12 +1,15 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // BenchmarkStorage is the detector's per-event storage work: read a user's
@@ -57,4 +60,56 @@ func BenchmarkStorage(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkReplay is a restore's storage work: a partition's changelog, in
+// the order the detector wrote it, applied to an empty store with the
+// processor's default per-partition cache, until written to LevelDB and
+// closed. It reports changelog records per second. perUser=1 is a compacted
+// changelog (one state per user); perUser=9 is about what the default
+// "fraudwatch bench" run leaves (many states per user, far more users than
+// the cache holds).
+func BenchmarkReplay(b *testing.B) {
+	const records = 450000
+	for _, perUser := range []int{1, 9} {
+		b.Run(fmt.Sprintf("perUser=%d", perUser), func(b *testing.B) {
+			benchReplay(b, records/perUser, records)
+		})
+	}
+}
+
+func benchReplay(b *testing.B, users, records int) {
+	cfg := rules.Default()
+	states := make([]rules.State, users)
+	recs := make([]*kgo.Record, records)
+	for i := range recs {
+		u := i % users
+		k := fmt.Sprintf("usr_%07d", u)
+		// one event per user per minute, as the bench's generator spreads them
+		ev := rules.Event{ID: fmt.Sprintf("txn_%09d", i), Time: int64(i) * int64(time.Minute) / int64(users),
+			Amount: 10, Currency: "USD", Country: "AR"}
+		cfg.Apply(&states[u], k, rules.Source{Offset: int64(i)}, ev)
+		recs[i] = &kgo.Record{Key: []byte(k), Value: codecs.AppendState(nil, &states[u]), Offset: int64(i)}
+	}
+	cache := stateCacheBytes(0, DefaultStateCacheMB, 4)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		b.StartTimer()
+		st, err := levelDB(dir, cache, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := st.(*store)
+		for i := 0; i < len(recs); i += 5000 {
+			if err := s.applyChangelog(recs[i:min(i+5000, len(recs))]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := errors.Join(s.MarkRecovered(), s.Close()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(records*b.N)/b.Elapsed().Seconds(), "records/s")
 }
