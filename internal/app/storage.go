@@ -33,16 +33,17 @@ import (
 // 80 MiB of peak RSS and about 20% more CPU per event (more for the GC to
 // scan), measured with "fraudwatch bench --users 1000000 --events 2000000".
 //
-// Table blocks are 16 KiB (goleveldb's default is 4): goleveldb writes every
-// block of a table with its own write system call, so a restore, which writes
-// the whole table once, made four times as many. BenchmarkReplay: about 15%
-// more records/s; BenchmarkStorage (reads that miss the cache at 100k users)
-// measured no difference.
+// Table blocks stay at goleveldb's 4 KiB. 16 KiB blocks made a restore's
+// writes cheaper (fewer write system calls; BenchmarkReplay about 10% more
+// records/s) but every read that misses the caches decodes the whole block:
+// BenchmarkStorage at 100k users in random order went from 7.7 to 11.5
+// µs per event, and in a latency run's profile LevelDB reads went from 10 to
+// 15% of the processor's CPU. Without compression 16 KiB blocks read as fast
+// as 4 KiB ones but the table took twice the disk.
 var levelDBOptions = opt.Options{
 	Strict:             opt.DefaultStrict | opt.StrictJournal | opt.StrictManifest,
 	Filter:             filter.NewBloomFilter(10),
 	BlockCacheCapacity: 2 << 20,
-	BlockSize:          16 << 10,
 }
 
 // levelDB builds one LevelDB per table partition under dir. A partition whose
