@@ -65,19 +65,22 @@ func levelDB(dir string, cacheBytes, writeBuffer int, log *slog.Logger) storage.
 	o.WriteBuffer = writeBuffer
 	return func(topic string, partition int32) (storage.Storage, error) {
 		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
-		db, err := openVerified(path, o, log)
+		s := newStore(nil, cacheBytes)
+		db, err := openVerified(path, o, s.warm, log)
 		if isCorrupt(err) {
 			log.Warn("local state is corrupt; deleting it and rebuilding the partition from the changelog",
 				"path", path, "topic", topic, "partition", partition, "err", err)
 			if rerr := os.RemoveAll(path); rerr != nil {
 				return nil, fmt.Errorf("app: removing corrupt local state %s: %w", path, rerr)
 			}
+			s = newStore(nil, cacheBytes) // what it warmed came from the damaged files
 			db, err = leveldb.OpenFile(path, &o)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("app: opening local state %s: %w", path, err)
 		}
-		return newStore(db, cacheBytes), nil
+		s.db = db
+		return s, nil
 	}
 }
 
@@ -151,10 +154,11 @@ func isCorrupt(err error) bool {
 	return err != nil && (lerrors.IsCorrupted(err) || errors.As(err, &missing) || errors.Is(err, errNoManifest))
 }
 
-// openVerified opens path and reads it through once. goleveldb creates a
+// openVerified opens path and reads it through once, handing every key and
+// value to visit (both valid only during the call). goleveldb creates a
 // new, empty database where CURRENT or the manifest it names is missing; when
 // the directory already holds a database, that is damage, not a first start.
-func openVerified(path string, o opt.Options, log *slog.Logger) (*leveldb.DB, error) {
+func openVerified(path string, o opt.Options, visit func(k, v []byte), log *slog.Logger) (*leveldb.DB, error) {
 	existing := holdsDatabase(path)
 	o.ErrorIfMissing = existing
 	db, err := leveldb.OpenFile(path, &o)
@@ -169,6 +173,7 @@ func openVerified(path string, o opt.Options, log *slog.Logger) (*leveldb.DB, er
 	n := 0
 	for it.Next() {
 		n++
+		visit(it.Key(), it.Value())
 	}
 	it.Release()
 	if err := it.Error(); err != nil {

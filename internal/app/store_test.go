@@ -272,6 +272,60 @@ func TestStoreCacheIsBounded(t *testing.T) {
 	}
 }
 
+// TestStoreWarmsCacheAtOpen: a reopened store holds the values of its
+// LevelDB in its cache, up to its size, as they are stored, and not the
+// offset; reads give the stored values whether cached or not.
+func TestStoreWarmsCacheAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := openLive(t, dir, 1<<20)
+	val := bytes.Repeat([]byte("v"), 100)
+	for i := range 1000 {
+		if err := s.Set(fmt.Sprintf("usr_%04d", i), append(val, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetOffset(999); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cacheBytes int
+		all        bool
+	}{{1 << 20, true}, {16 << 10, false}} {
+		s := openLive(t, dir, tc.cacheBytes)
+		s.mu.Lock()
+		n, used := len(s.mem), s.memBytes
+		_, hasOffset := s.mem[offsetKey]
+		for k, e := range s.mem {
+			if i, err := strconv.Atoi(k[len("usr_"):]); err != nil || !bytes.Equal(e.val, append(val, byte(i))) || e.dirty {
+				t.Errorf("cache %d: %s = %q (dirty %v)", tc.cacheBytes, k, e.val, e.dirty)
+			}
+		}
+		s.mu.Unlock()
+		switch {
+		case hasOffset:
+			t.Errorf("cache %d holds the offset key", tc.cacheBytes)
+		case tc.all && n != 1000:
+			t.Errorf("cache %d holds %d of 1000 values", tc.cacheBytes, n)
+		case !tc.all && (n == 0 || n >= 1000 || used > tc.cacheBytes):
+			t.Errorf("cache %d holds %d values, %d bytes", tc.cacheBytes, n, used)
+		}
+		for i := range 1000 {
+			if v, err := s.Get(fmt.Sprintf("usr_%04d", i)); err != nil || !bytes.Equal(v, append(val, byte(i))) {
+				t.Fatalf("cache %d: usr_%04d = %q, %v", tc.cacheBytes, i, v, err)
+			}
+		}
+		if off, err := s.GetOffset(-1); off != 999 || err != nil {
+			t.Errorf("offset %d, %v; want 999", off, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestStoreFailedFlushIsSticky: once a write-back fails, every call fails,
 // so goka stops the partition instead of going on with lost writes.
 func TestStoreFailedFlushIsSticky(t *testing.T) {

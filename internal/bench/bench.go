@@ -87,16 +87,32 @@ type Config struct {
 	StateCacheMB, WriteBufferMB int
 	// FetchWait is passed to fraudwatch's processor as --fetch-wait (0: its default).
 	FetchWait time.Duration
+	// ProducerLinger is how long the harness's producer of transactions waits
+	// to fill a batch (0: it sends at once). The CLI's default is
+	// DefaultProducerLinger.
+	ProducerLinger time.Duration
 	// ProfileDir, when set, receives a CPU profile of each side's processor
 	// over the throughput, latency and restore runs (<side>-throughput.cpu.pprof,
 	// <side>-latency.cpu.pprof, <side>-restore.cpu.pprof, each with its heap
 	// at the end next to it; the latency profile includes its catch-up) and
-	// of its view service (<side>-serve.cpu.pprof). It is created if missing.
+	// of its view service (<side>-serve.cpu.pprof), and of this process (the
+	// producing harness and the embedded broker) over each latency run
+	// (<side>-latency-harness.cpu.pprof). It is created if missing.
 	ProfileDir string
 	Seed       uint64
 	Spawn      Spawner
 	Progress   io.Writer // progress lines; children's stderr
 }
+
+// DefaultProducerLinger is the producer linger of the transactions the
+// harness sends: Kafka's Java producer's default since 4.0 (KIP-1030) and
+// librdkafka's. With none, at 36,000 events/s the harness's produce requests
+// and the embedded broker's answers to them took so much of the shared cores
+// that alert latency p50 was 1.1 s; with it, 63 ms (one run each, "bench
+// --skip-baseline --events 300000 --latency-rate 36000 --latency-duration 15s").
+// The latency figures include it: they start when a transaction is handed to
+// the producer.
+const DefaultProducerLinger = 5 * time.Millisecond
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
@@ -115,6 +131,9 @@ func (c Config) Validate() error {
 	}
 	if c.LatencyDuration <= 0 || c.QueryDuration <= 0 {
 		errs = append(errs, errors.New("--latency-duration and --query-duration must be > 0"))
+	}
+	if c.ProducerLinger < 0 || c.ProducerLinger > time.Second {
+		errs = append(errs, fmt.Errorf("--producer-linger must be in 0..1s, got %v", c.ProducerLinger))
 	}
 	if c.LatencyWarmup < 0 {
 		errs = append(errs, fmt.Errorf("--latency-warmup must be >= 0, got %v", c.LatencyWarmup))
@@ -222,7 +241,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		brokerInfo = "embedded (kfake, in the harness process)"
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.ClientID("fraudwatch-bench"),
-		kgo.DefaultProduceTopic(string(topics.Transactions)), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
+		kgo.DefaultProduceTopic(string(topics.Transactions)), kgo.ProducerLinger(r.cfg.ProducerLinger), kgo.RequiredAcks(kgo.AllISRAcks()))
 	if err != nil {
 		return nil, fmt.Errorf("bench: kafka client: %w", err)
 	}
@@ -917,7 +936,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		Config: RunInfo{Broker: brokerInfo, Events: r.cfg.Events, Users: r.cfg.Users, BurstUsers: r.burstUsers(),
 			Partitions: r.cfg.Partitions, Clients: r.cfg.Clients, EventBytesAvg: float64(r.bytes) / float64(r.cfg.Events),
 			LatencyEvents: int(fw.latency.RateEPS * r.cfg.LatencyDuration.Seconds()), LatencyWarmupSeconds: r.cfg.LatencyWarmup.Seconds(), QuerySeconds: r.cfg.QueryDuration.Seconds(),
-			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, FetchWaitMS: float64(r.cfg.FetchWait) / 1e6, Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
+			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, FetchWaitMS: float64(r.cfg.FetchWait) / 1e6, ProducerLingerMS: float64(r.cfg.ProducerLinger) / 1e6, Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
 		Machine: machine(),
 	}
 	res.Machine.LoadAvgStart, res.Machine.LoadAvgEnd = r.load, loadAvg()

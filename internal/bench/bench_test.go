@@ -62,7 +62,7 @@ func TestSmoke(t *testing.T) {
 	defer cancel()
 	res, err := bench.Run(ctx, bench.Config{Events: 3000, Users: 300, Partitions: 2, Clients: 4,
 		LatencyDuration: time.Second, LatencyWarmup: 500 * time.Millisecond, QueryDuration: 500 * time.Millisecond, DataDir: t.TempDir(), Seed: 1,
-		Spawn: spawner, Progress: testWriter{t}})
+		ProducerLinger: bench.DefaultProducerLinger, Spawn: spawner, Progress: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +93,8 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s = %v, want 0 < p50 <= p99 <= p999", k, p)
 		}
 	}
-	if c, _ := doc["config"].(map[string]any); c["latency_warmup_seconds"] != 0.5 {
-		t.Errorf("config = %v, want latency_warmup_seconds 0.5", c)
+	if c, _ := doc["config"].(map[string]any); c["latency_warmup_seconds"] != 0.5 || c["producer_linger_ms"] != 5.0 {
+		t.Errorf("config = %v, want latency_warmup_seconds 0.5 and producer_linger_ms 5", c)
 	}
 	m, _ := doc["machine"].(map[string]any)
 	if c, _ := m["cores"].(float64); c < 1 {
@@ -128,6 +128,12 @@ func TestConfigValidate(t *testing.T) {
 	err := (bench.Config{LatencyWarmup: -time.Second}).Validate()
 	if err == nil || !strings.Contains(err.Error(), "--latency-warmup must be >= 0") {
 		t.Errorf("negative warm-up: %v", err)
+	}
+	for _, d := range []time.Duration{-time.Millisecond, 2 * time.Second} {
+		err = (bench.Config{ProducerLinger: d}).Validate()
+		if err == nil || !strings.Contains(err.Error(), "--producer-linger must be in 0..1s") {
+			t.Errorf("producer linger of %v: %v", d, err)
+		}
 	}
 	err = (bench.Config{FetchWait: 100 * time.Microsecond}).Validate()
 	if err == nil || !strings.Contains(err.Error(), "--fetch-wait must be between 1ms and 1s") {

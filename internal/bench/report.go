@@ -86,6 +86,7 @@ type RunInfo struct {
 	StateCacheMB         int     `json:"state_cache_mb,omitempty"`
 	WriteBufferMB        int     `json:"write_buffer_mb,omitempty"`
 	FetchWaitMS          float64 `json:"fetch_wait_ms,omitempty"`
+	ProducerLingerMS     float64 `json:"producer_linger_ms"` // of the harness's transactions producer
 	Baseline             bool    `json:"baseline"`
 	Started              string  `json:"started"`
 	WallSeconds          float64 `json:"wall_seconds"`
