@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -214,11 +215,30 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCache
 	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", app.DefaultWriteBufferMB, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
 }
 
-// tuningFlags are --gc-percent and --fetch-wait of the commands that run a processor.
+// tuningFlags are --gc-percent and --fetch-wait of the commands that run a
+// processor. GOGC is the OS process's, so the command sets it
+// (debug.SetGCPercent) once the flags are valid, for the process's life.
 func tuningFlags(fs *flag.FlagSet) (gcPercent *int, fetchWait *time.Duration) {
 	gcPercent = fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) for the processor: lower holds less memory and collects more often")
 	fetchWait = fs.Duration("fetch-wait", kafka.DefaultFetchWait, "how long an input or loop fetch waits for 32 KiB of records (1ms-1s): longer costs latency per hop and saves CPU under load")
 	return gcPercent, fetchWait
+}
+
+// gcPercentError checks --gc-percent.
+func gcPercentError(p int) error {
+	if p < 0 {
+		return fmt.Errorf("--gc-percent must be >= 0, got %d", p)
+	}
+	return nil
+}
+
+// setGCPercent sets the process's GOGC to a valid --gc-percent (0:
+// app.DefaultGCPercent, as GOGC=0 would collect without pause).
+func setGCPercent(p int) {
+	if p == 0 {
+		p = app.DefaultGCPercent
+	}
+	debug.SetGCPercent(p)
 }
 
 // parse parses args and returns the logger and the processor config.
@@ -285,10 +305,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	pc.Brokers, pc.DataDir, pc.GCPercent, pc.FetchWait = []string{*listen}, *dataDir, *gcPercent, *fetchWait // validated here, replaced by Dev
-	if err := pc.Validate(); err != nil {
+	pc.Brokers, pc.DataDir, pc.FetchWait = []string{*listen}, *dataDir, *fetchWait // validated here, replaced by Dev
+	if err := errors.Join(gcPercentError(*gcPercent), pc.Validate()); err != nil {
 		return usageError{err}
 	}
+	setGCPercent(*gcPercent)
 	return app.Dev(ctx, app.DevConfig{KafkaListen: *listen, DataDir: *dataDir, Partitions: *partitions, Demo: *demo,
 		DemoRate: *rate, Process: pc}, newEnv(log), func(line string) { fmt.Fprintln(stdout, line) })
 }
@@ -307,11 +328,12 @@ func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	pc.Brokers, pc.DataDir, pc.ClientID, pc.Security = splitList(*brokers), *dataDir, *clientID, *sec
-	pc.GCPercent, pc.FetchWait = *gcPercent, *fetchWait
+	pc.FetchWait = *fetchWait
 	p, err := app.NewProcessor(pc, newEnv(log))
-	if err != nil {
+	if err := errors.Join(gcPercentError(*gcPercent), err); err != nil {
 		return usageError{err}
 	}
+	setGCPercent(*gcPercent)
 	return p.Run(ctx, nil)
 }
 
@@ -424,6 +446,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		role, err := bench.ParseRole(*childRole)
 		if err != nil {
 			return usageError{err}
+		}
+		if role == bench.RoleProcess { // as "fraudwatch process" runs; the baseline keeps Go's default
+			setGCPercent(0)
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		return bench.RunChild(ctx, bench.ChildConfig{Role: role, Brokers: splitList(*brokers), DataDir: *dataDir,

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/fraudwatch/fraudwatch/internal/app"
 )
 
 func TestRunUsageErrors(t *testing.T) {
@@ -43,5 +46,16 @@ func TestRunUsageErrors(t *testing.T) {
 				t.Fatalf("code %d (want %d), output:\n%s%s\nwant %q", code, tt.code, out.String(), errb.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestSetGCPercent: --gc-percent becomes the process's GOGC, 0 the default.
+func TestSetGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, tc := range []struct{ flag, want int }{{0, app.DefaultGCPercent}, {120, 120}, {50, 50}} {
+		setGCPercent(tc.flag)
+		if got := debug.SetGCPercent(100); got != tc.want {
+			t.Errorf("--gc-percent %d: GOGC %d, want %d", tc.flag, got, tc.want)
+		}
 	}
 }

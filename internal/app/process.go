@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,9 +45,6 @@ type ProcessConfig struct {
 	StateCacheMB int
 	// WriteBufferMB is LevelDB's write buffer per partition (0: DefaultWriteBufferMB).
 	WriteBufferMB int
-	// GCPercent is Go's GC percent (GOGC) for the whole OS process while Run
-	// runs (0: DefaultGCPercent).
-	GCPercent int
 	// FetchWait is how long the input and loop consumers' fetches wait for
 	// 32 KiB of records (0: kafka.DefaultFetchWait).
 	FetchWait time.Duration
@@ -59,7 +55,9 @@ type ProcessConfig struct {
 // peaked at 492-517 MiB of RSS per 1M users with it (two runs), at 449-461
 // with GOGC=80 in the environment of the whole benchmark, and at 458-476 with
 // this default ("fraudwatch bench --users 1000000 --events 2000000"). A
-// collection a little more often is the price.
+// collection a little more often is the price. GOGC belongs to the whole OS
+// process, so the command that runs a processor sets it (--gc-percent), not
+// the processor.
 const DefaultGCPercent = 80
 
 // DefaultStateCacheMB is the default memory for cached user states. A
@@ -123,9 +121,6 @@ func (c ProcessConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("--max-skew must be >= 0, got %v", c.MaxSkew))
 	}
 	errs = append(errs, memoryErrors(c.StateCacheMB, c.WriteBufferMB)...)
-	if c.GCPercent < 0 {
-		errs = append(errs, fmt.Errorf("--gc-percent must be >= 0, got %d", c.GCPercent))
-	}
 	if err := FetchWaitError(c.FetchWait); err != nil {
 		errs = append(errs, err)
 	}
@@ -196,11 +191,6 @@ func (p *Processor) Ready() bool { return p.ready.Load() }
 // Run checks the topics, then runs the processor until ctx is cancelled.
 // onReady is called once when it is ready.
 func (p *Processor) Run(ctx context.Context, onReady func()) error {
-	gc := p.cfg.GCPercent
-	if gc == 0 {
-		gc = DefaultGCPercent
-	}
-	defer debug.SetGCPercent(debug.SetGCPercent(gc))
 	opts := kafka.Options{Brokers: p.cfg.Brokers, ClientID: p.cfg.ClientID, Security: p.cfg.Security}
 	n, err := checkTopics(ctx, opts)
 	if err != nil {
