@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,11 +61,20 @@ func (w testWriter) Write(p []byte) (int, error) {
 func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	profiles := t.TempDir()
 	res, err := bench.Run(ctx, bench.Config{Events: 3000, Users: 300, Partitions: 2, Clients: 4,
 		LatencyDuration: time.Second, LatencyWarmup: 500 * time.Millisecond, QueryDuration: 500 * time.Millisecond, DataDir: t.TempDir(), Seed: 1,
-		ProducerLinger: bench.DefaultProducerLinger, Spawn: spawner, Progress: testWriter{t}})
+		ProducerLinger: bench.DefaultProducerLinger, ProfileDir: profiles, Spawn: spawner, Progress: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, side := range []string{"fraudwatch", "baseline"} {
+		for _, run := range []string{"throughput", "latency", "latency-harness", "restore", "serve"} {
+			name := filepath.Join(profiles, side+"-"+run+".cpu.pprof")
+			if fi, err := os.Stat(name); err != nil || fi.Size() == 0 {
+				t.Errorf("profile %s: %v", name, err)
+			}
+		}
 	}
 	var buf bytes.Buffer
 	if err := res.WriteJSON(&buf); err != nil {

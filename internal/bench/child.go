@@ -76,15 +76,11 @@ func RunChild(ctx context.Context, c ChildConfig, stdout io.Writer, log *slog.Lo
 	}
 	ready := func() { fmt.Fprintln(stdout, readyLine) }
 	if c.CPUProfile != "" {
-		f, err := os.Create(c.CPUProfile)
+		stop, err := startCPUProfile(c.CPUProfile)
 		if err != nil {
-			return fmt.Errorf("bench: %w", err)
+			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 		// and the heap at the end, next to it
 		defer func() {
 			if f, err := os.Create(strings.TrimSuffix(c.CPUProfile, ".cpu.pprof") + ".heap.pprof"); err == nil {
