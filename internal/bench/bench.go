@@ -199,6 +199,7 @@ type figures struct {
 	latency                     Percentiles
 	restoreSeconds, restoreRPS  float64
 	restoreRecords              int64
+	restorePeakRSS              int64 // of the restoring process, until ready
 	query                       Percentiles
 	queryRPS                    float64
 }
@@ -700,7 +701,8 @@ func (r *run) restore(ctx context.Context, s side, f *figures) error {
 	d := time.Since(c.started)
 	f.restoreSeconds, f.restoreRecords = seconds(d), records
 	f.restoreRPS = float64(records) / d.Seconds()
-	r.progress("%s restore: ready after %v (%s records/s)", s.name, d.Round(time.Millisecond), commas(int64(f.restoreRPS)))
+	f.restorePeakRSS = c.usage().PeakRSS
+	r.progress("%s restore: ready after %v (%s records/s), peak RSS %d MiB", s.name, d.Round(time.Millisecond), commas(int64(f.restoreRPS)), f.restorePeakRSS>>20)
 	return nil
 }
 
@@ -929,6 +931,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		AlertLatencyMS: fw.latency, BaselineAlertLatencyMS: bl.latency,
 		RestoreSeconds: fw.restoreSeconds, RestoreRecords: fw.restoreRecords, RestoreRPS: fw.restoreRPS,
 		BaselineRestoreSeconds: bl.restoreSeconds, BaselineRestoreRecords: bl.restoreRecords, BaselineRestoreRPS: bl.restoreRPS,
+		RestorePeakRSSBytes: fw.restorePeakRSS, BaselineRestorePeakRSSBytes: bl.restorePeakRSS,
 		ReadySeconds1MUsers: ready(fw), BaselineReadySeconds1MUsers: ready(bl), ReadySeconds1MUsersEstimated: users < 1_000_000,
 		QueryLatencyMS: fw.query, QueryRPS: fw.queryRPS, BaselineQueryLatencyMS: bl.query, BaselineQueryRPS: bl.queryRPS,
 		PeakRSSBytes: fw.peakRSS, BaselinePeakRSSBytes: bl.peakRSS, UsersHeld: users,

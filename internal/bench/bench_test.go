@@ -85,7 +85,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"throughput_eps", "baseline_throughput_eps", "restore_rps", "baseline_restore_rps",
-		"rss_bytes_per_million_users", "cpu_us_per_event"} {
+		"rss_bytes_per_million_users", "cpu_us_per_event", "restore_peak_rss_bytes", "baseline_restore_peak_rss_bytes"} {
 		if v, ok := doc[k].(float64); !ok || !(v > 0) {
 			t.Errorf("%s = %v, want a number > 0", k, doc[k])
 		}
@@ -123,7 +123,7 @@ func TestSmoke(t *testing.T) {
 	if err := res.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "peak RSS per 1M users", "machine:"} {
+	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "peak RSS per 1M users", "restore peak RSS", "machine:"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

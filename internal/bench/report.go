@@ -33,6 +33,9 @@ type Result struct {
 	BaselineRestoreSeconds float64 `json:"baseline_restore_seconds"`
 	BaselineRestoreRecords int64   `json:"baseline_restore_records"`
 	BaselineRestoreRPS     float64 `json:"baseline_restore_rps"`
+	// RestorePeakRSSBytes is the restoring process's peak RSS, start to ready.
+	RestorePeakRSSBytes         int64 `json:"restore_peak_rss_bytes"`
+	BaselineRestorePeakRSSBytes int64 `json:"baseline_restore_peak_rss_bytes"`
 	// ReadySeconds1MUsers is the time to ready for 1M users: measured when
 	// the run held at least 1M users, else estimated as 1M changelog records
 	// (one per user, compacted) at the measured restore rate.
@@ -170,6 +173,7 @@ func (r *Result) finish() {
 	r.Ratios["alert_latency_ms.p999"] = ratio(r.AlertLatencyMS.P999, r.BaselineAlertLatencyMS.P999)
 	r.Ratios["restore_rps"] = ratio(r.RestoreRPS, r.BaselineRestoreRPS)
 	r.Ratios["restore_seconds"] = ratio(r.RestoreSeconds, r.BaselineRestoreSeconds)
+	r.Ratios["restore_peak_rss_bytes"] = ratio(float64(r.RestorePeakRSSBytes), float64(r.BaselineRestorePeakRSSBytes))
 	r.Ratios["time_to_ready_1m_users_seconds"] = ratio(r.ReadySeconds1MUsers, r.BaselineReadySeconds1MUsers)
 	r.Ratios["query_latency_ms.p50"] = ratio(r.QueryLatencyMS.P50, r.BaselineQueryLatencyMS.P50)
 	r.Ratios["query_latency_ms.p99"] = ratio(r.QueryLatencyMS.P99, r.BaselineQueryLatencyMS.P99)
@@ -225,6 +229,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("restore rate", f0(r.RestoreRPS), f0(r.BaselineRestoreRPS), "restore_rps", "records/s")
 	row("restore time", f2(r.RestoreSeconds), f2(r.BaselineRestoreSeconds), "restore_seconds",
 		fmt.Sprintf("s (%s / %s records)", commas(r.RestoreRecords), commas(r.BaselineRestoreRecords)))
+	row("restore peak RSS", mib(float64(r.RestorePeakRSSBytes)), mib(float64(r.BaselineRestorePeakRSSBytes)), "restore_peak_rss_bytes", "MiB, start to ready")
 	est := "s"
 	if r.ReadySeconds1MUsersEstimated {
 		est = "s (estimated)"
