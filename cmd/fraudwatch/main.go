@@ -219,7 +219,7 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCache
 // processor. GOGC is the OS process's, so the command sets it
 // (debug.SetGCPercent) once the flags are valid, for the process's life.
 func tuningFlags(fs *flag.FlagSet) (gcPercent *int, fetchWait *time.Duration) {
-	gcPercent = fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) for the processor: lower holds less memory and collects more often")
+	gcPercent = fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) of this process, 0 for the default: lower holds less memory and collects more often")
 	fetchWait = fs.Duration("fetch-wait", kafka.DefaultFetchWait, "how long an input or loop fetch waits for 32 KiB of records (1ms-1s): longer costs latency per hop and saves CPU under load")
 	return gcPercent, fetchWait
 }
@@ -448,7 +448,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError{err}
 		}
 		if role == bench.RoleProcess { // as "fraudwatch process" runs; the baseline keeps Go's default
-			setGCPercent(0)
+			setGCPercent(app.DefaultGCPercent)
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		return bench.RunChild(ctx, bench.ChildConfig{Role: role, Brokers: splitList(*brokers), DataDir: *dataDir,

@@ -531,6 +531,13 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	}
 	r.progress("%s alert latency: %s events/s for %v after a warm-up of %v", s.name, commas(int64(rate)), r.cfg.LatencyDuration, r.cfg.LatencyWarmup)
 	f.latency.RateEPS = rate
+	if r.cfg.ProfileDir != "" { // the harness's side: generating, producing, the embedded broker
+		stop, err := startCPUProfile(filepath.Join(r.cfg.ProfileDir, s.name+"-latency-harness.cpu.pprof"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	// Read alerts from the current end.
 	ends, err := r.adm.ListEndOffsets(ctx, s.alerts)
@@ -579,15 +586,6 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	// An alert fires once per user and window: many burst users give every
 	// burst a fresh one, so that most bursts raise an alert to time.
 	gen := generator.New(generator.Config{Users: r.cfg.Users, BurstUsers: 1_000_000, Seed: r.cfg.Seed + uint64(len(s.name))*7919})
-	if r.cfg.ProfileDir != "" { // the harness's side: generating, producing, the embedded broker
-		stop, err := startCPUProfile(filepath.Join(r.cfg.ProfileDir, s.name+"-latency-harness.cpu.pprof"))
-		if err != nil {
-			cancel()
-			<-consumed
-			return err
-		}
-		defer stop()
-	}
 	warm := int(rate * r.cfg.LatencyWarmup.Seconds())
 	n := warm + int(rate*r.cfg.LatencyDuration.Seconds())
 	begin := time.Now()
