@@ -121,7 +121,7 @@ func (s *Service) getUser(w http.ResponseWriter, r *http.Request) {
 	// The offset is read before the state, so the state holds at least
 	// every record before it.
 	part := kafka.Murmur2Partition([]byte(id), max(s.cfg.Partitions, 1))
-	offset, ok := s.applied.Next(part)
+	offset := s.table.Partition(part).Next
 	st, err := s.User(id)
 	switch {
 	case err == ErrNotRecovered:
@@ -153,9 +153,6 @@ func (s *Service) getUser(w http.ResponseWriter, r *http.Request) {
 		out.StreamTime = &t
 	}
 	out.Freshness = Freshness{Partition: part, Offset: offset, Recovered: true}
-	if p := s.Progress(); !ok && int(part) < len(p.Partitions) {
-		out.Freshness.Offset = p.Partitions[part].Offset
-	}
 	bp := userBufs.Get().(*[]byte)
 	defer userBufs.Put(bp)
 	b, enc := out.AppendJSON((*bp)[:0])

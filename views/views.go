@@ -7,9 +7,10 @@
 // Queries are gated on recovery: until every partition of the view caught up
 // with the table, /v1/users answers 503 with Retry-After, never a partial state.
 //
-// Per partition it tracks the next table offset the view applies (through the
-// view's update callback), the table's end offset, restore progress and
-// staleness; /v1/partitions and the metrics report them.
+// Reads go to the view's own storage (Local), never through goka's View.
+// Per partition it tracks the next table offset the view applies (the offset
+// goka stores with the partition's state), the table's end offset, restore
+// progress and staleness; /v1/partitions and the metrics report them.
 package views
 
 import (
@@ -21,20 +22,21 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
-
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
 	"github.com/fraudwatch/fraudwatch/internal/telemetry"
 	"github.com/fraudwatch/fraudwatch/internal/topics"
 )
 
-// Table is the part of a goka.View the service uses.
+// Table is the service's view of the table: Local, or a fake in tests.
 type Table interface {
+	// Get returns the decoded value of key, nil if the table has none.
 	Get(key string) (any, error)
+	// Recovered reports whether every partition holds the table up to the
+	// end it read at its start.
 	Recovered() bool
-	Stats(ctx context.Context) *goka.ViewStats
+	// Partition returns one partition's status and next offset.
+	Partition(p int32) PartitionState
 }
 
 // EndOffsets returns the end offset (high-water mark) of every partition of
@@ -52,9 +54,6 @@ type Config struct {
 type Deps struct {
 	Table  Table
 	Alerts *AlertLog
-	// Applied, when the view was built with its Callback, gives the exact
-	// offsets applied; without it they come from goka's recovery stats.
-	Applied *Applied
 	// Replays, when set, shows the changelog read ahead of goka's recovery.
 	Replays *telemetry.Replays
 	// Ends, when set, gives live end offsets: lag and staleness need them.
@@ -69,7 +68,6 @@ type Service struct {
 	cfg     Config
 	table   Table
 	alerts  *AlertLog
-	applied *Applied
 	replays *telemetry.Replays
 	ends    EndOffsets
 	metrics *Metrics
@@ -78,31 +76,11 @@ type Service struct {
 	started time.Time
 
 	// refresh state, owned by Run's goroutine
-	caughtUp []time.Time // per partition: when the view last held every record of the table
+	caughtUp []time.Time     // per partition: when the view last held every record of the table
+	lastEnds map[int32]int64 // the end offsets last read
 	eta      telemetry.ETA
 
 	progress atomic.Pointer[Progress]
-	// lastRecovered is when the table last said it was recovered (Unix ns;
-	// 0: never). See recovered.
-	lastRecovered atomic.Int64
-}
-
-// recoveredGrace is how long the service keeps answering after the table
-// stops saying it is recovered. goka's view partitions flip through
-// "connecting" for a moment right after recovery and when they reconnect;
-// the local state is all there meanwhile, and readiness should not flap.
-const recoveredGrace = 2 * time.Second
-
-// recovered reports whether the table is recovered, or was within
-// recoveredGrace.
-func (s *Service) recovered() bool {
-	now := s.now()
-	if s.table.Recovered() {
-		s.lastRecovered.Store(now.UnixNano())
-		return true
-	}
-	last := s.lastRecovered.Load()
-	return last != 0 && now.Sub(time.Unix(0, last)) < recoveredGrace
 }
 
 // Progress is the recovery and freshness state of every partition of the view.
@@ -121,9 +99,9 @@ type Progress struct {
 // PartitionProgress is one partition of the view.
 type PartitionProgress struct {
 	Partition int32 `json:"partition"`
-	// Status is goka's partition state: initializing, connecting,
-	// recovering, preparing, running or stopped; recovering also while
-	// the changelog is read ahead of goka's recovery.
+	// Status is initializing (its storage is not built yet), recovering
+	// (the changelog is read to its end, ahead of goka's recovery or by
+	// it), running (recovered) or stopped (the view closed it).
 	Status string `json:"status"`
 	// Offset is the next table offset the view reads: every record of the
 	// partition before it is applied.
@@ -150,9 +128,9 @@ func New(cfg Config, deps Deps) *Service {
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics(nil)
 	}
-	s := &Service{cfg: cfg, table: deps.Table, alerts: deps.Alerts, applied: deps.Applied, replays: deps.Replays, ends: deps.Ends,
+	s := &Service{cfg: cfg, table: deps.Table, alerts: deps.Alerts, replays: deps.Replays, ends: deps.Ends,
 		metrics: deps.Metrics, log: deps.Log, now: deps.Now, started: deps.Now(),
-		caughtUp: make([]time.Time, max(cfg.Partitions, 0))}
+		caughtUp: make([]time.Time, max(cfg.Partitions, 0)), lastEnds: map[int32]int64{}}
 	s.progress.Store(&Progress{ETASeconds: -1, Partitions: []PartitionProgress{}})
 	return s
 }
@@ -171,58 +149,52 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-var statusNames = map[goka.PartitionStatus]string{
-	goka.PartitionStopped: "stopped", goka.PartitionInitializing: "initializing", goka.PartitionConnecting: "connecting",
-	goka.PartitionRecovering: "recovering", goka.PartitionPreparing: "preparing", goka.PartitionRunning: "running",
-}
-
 func (s *Service) refresh(ctx context.Context) {
 	// The end offsets are read first: whatever they count was written before
 	// the view's offsets below are read, so "caught up" is never claimed early.
 	asked := s.now()
-	var ends map[int32]int64
+	live := false
 	if s.ends != nil {
 		ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		var err error
-		if ends, err = s.ends(ectx); err != nil && ctx.Err() == nil {
-			s.log.Debug("view end offsets", "err", err)
-		}
+		ends, err := s.ends(ectx)
 		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Debug("view end offsets", "err", err)
+		case err == nil:
+			live = true
+		}
+		for part, end := range ends {
+			s.lastEnds[part] = end
+		}
 	}
 	now := s.now()
-	p := &Progress{Recovered: s.recovered(), At: now.UTC(), Partitions: []PartitionProgress{}}
-	st := s.table.Stats(ctx)
+	p := &Progress{Recovered: s.table.Recovered(), At: now.UTC(), Partitions: []PartitionProgress{}}
 	remaining := map[int32]int64{}
 	var lags []telemetry.Lag
 	for part := int32(0); part < s.cfg.Partitions; part++ {
-		pp := PartitionProgress{Partition: part, Status: "initializing"}
-		var ts *goka.TableStats
-		if st != nil {
-			ts = st.Partitions[part]
+		ps := s.table.Partition(part)
+		pp := PartitionProgress{Partition: part, Status: ps.Status, Offset: ps.Next}
+		end, known := s.lastEnds[part]
+		if known {
+			pp.Hwm = end
 		}
-		if ts != nil {
-			pp.Status = statusNames[ts.Status]
-			if ts.Recovery != nil {
-				pp.Hwm = ts.Recovery.Hwm
-			}
+		pp.Hwm = max(pp.Hwm, pp.Offset)
+		if ps.Status == StatusRecovering && known {
+			pp.Remaining = max(0, end-pp.Offset)
+			remaining[part] = pp.Remaining
 		}
-		pp.Offset = s.offset(part, ts)
-		if n, ok := telemetry.Remaining(ts); ok {
-			pp.Remaining = n
-			remaining[part] = n
+		if ps.Status == StatusRunning {
+			remaining[part] = 0
 		}
 		if n, next, ok := s.replays.Remaining(part); ok { // read ahead of goka's recovery
-			pp.Status, pp.Offset, pp.Remaining = "recovering", next, n
+			pp.Status, pp.Offset, pp.Remaining = StatusRecovering, next, n
 			remaining[part] = n
-		}
-		end, live := ends[part]
-		if live {
-			pp.Hwm = max(pp.Hwm, end)
 		}
 		pp.Lag = max(0, pp.Hwm-pp.Offset)
 		if live {
 			lags = append(lags, telemetry.Lag{Topic: string(topics.DetectorTable()), Partition: part, Records: pp.Lag})
-			if pp.Offset >= end && ts != nil && ts.Status == goka.PartitionRunning {
+			if pp.Offset >= end && pp.Status == StatusRunning {
 				s.caughtUp[part] = asked
 			}
 		}
@@ -247,57 +219,12 @@ func (s *Service) refresh(ctx context.Context) {
 	s.progress.Store(p)
 }
 
-// offset is the next offset of partition part the view reads.
-func (s *Service) offset(part int32, ts *goka.TableStats) int64 {
-	if next, ok := s.applied.Next(part); ok {
-		return next
-	}
-	// Nothing applied in this run: goka's recovery offset is then the first
-	// offset it loads (the local storage holds everything before it).
-	if ts != nil && ts.Recovery != nil && !ts.Recovery.StartTime.IsZero() {
-		return ts.Recovery.Offset
-	}
-	return 0
-}
-
 // Progress returns the latest per-partition progress, with the live
 // recovered flag (the per-partition figures are refreshed every 250 ms).
 func (s *Service) Progress() *Progress {
 	p := *s.progress.Load()
-	p.Recovered = s.recovered()
+	p.Recovered = s.table.Recovered()
 	return &p
-}
-
-// Applied tracks, per partition, the next table offset the view will apply.
-// Its Callback is the view's update callback (goka.WithViewCallback).
-type Applied struct {
-	next []atomic.Int64 // offset+1 of the last record applied; 0: none yet
-}
-
-// NewApplied tracks a table of partitions partitions.
-func NewApplied(partitions int32) *Applied {
-	return &Applied{next: make([]atomic.Int64, max(partitions, 0))}
-}
-
-// Callback applies a table record as goka does by default and records its offset.
-func (a *Applied) Callback(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
-	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
-		return err
-	}
-	if p := ctx.Partition(); p >= 0 && int(p) < len(a.next) {
-		a.next[p].Store(ctx.Offset() + 1)
-	}
-	return nil
-}
-
-// Next returns the next offset of partition p to apply, if a record of it
-// was applied since the view started.
-func (a *Applied) Next(p int32) (int64, bool) {
-	if a == nil || p < 0 || int(p) >= len(a.next) {
-		return 0, false
-	}
-	n := a.next[p].Load()
-	return n, n > 0
 }
 
 // ErrNotRecovered is returned while the view catches up.
@@ -308,7 +235,7 @@ var ErrUnknownUser = errors.New("views: unknown user")
 
 // User returns a user's state, or ErrNotRecovered/ErrUnknownUser.
 func (s *Service) User(id string) (*rules.State, error) {
-	if !s.recovered() {
+	if !s.table.Recovered() {
 		return nil, ErrNotRecovered
 	}
 	v, err := s.table.Get(id)

@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
@@ -22,7 +22,7 @@ import (
 type fakeTable struct {
 	recovered bool
 	states    map[string]*rules.State
-	stats     *goka.ViewStats
+	parts     map[int32]PartitionState
 }
 
 func (f *fakeTable) Get(k string) (any, error) {
@@ -31,8 +31,13 @@ func (f *fakeTable) Get(k string) (any, error) {
 	}
 	return nil, nil
 }
-func (f *fakeTable) Recovered() bool                           { return f.recovered }
-func (f *fakeTable) Stats(ctx context.Context) *goka.ViewStats { return f.stats }
+func (f *fakeTable) Recovered() bool { return f.recovered }
+func (f *fakeTable) Partition(p int32) PartitionState {
+	if ps, ok := f.parts[p]; ok {
+		return ps
+	}
+	return PartitionState{Status: StatusInitializing}
+}
 
 var t0 = time.Date(2025, 6, 15, 14, 30, 0, 0, time.UTC)
 
@@ -237,40 +242,36 @@ func TestBearerToken(t *testing.T) {
 	}
 }
 
-type update struct {
-	partition int32
-	offset    int64
-}
-
-func (u update) Topic() goka.Stream    { return "fraudwatch-detector-table" }
-func (u update) Partition() int32      { return u.partition }
-func (u update) Offset() int64         { return u.offset }
-func (u update) Headers() goka.Headers { return nil }
-func (u update) Timestamp() time.Time  { return t0 }
-
 // TestFreshnessAndPartitions: freshness.offset is the next offset of the
-// user's partition the view applies; /v1/partitions reports lag against the
-// live end offsets and staleness since the last catch-up.
+// user's partition the view applies (the offset goka stores with the
+// partition's state); /v1/partitions reports lag against the live end
+// offsets and staleness since the last catch-up.
 func TestFreshnessAndPartitions(t *testing.T) {
 	c := rules.Default()
 	st := &rules.State{}
 	c.Apply(st, "usr_456", rules.Source{}, rules.Event{ID: "a", Time: t0.UnixNano(), Amount: 10, Currency: "ARS", Country: "AR"})
-	running := func(hwm int64) *goka.TableStats {
-		return &goka.TableStats{Status: goka.PartitionRunning, Recovery: &goka.RecoveryStats{StartTime: t0, Offset: hwm, Hwm: hwm}}
+	val, err := codecs.State{}.Encode(st)
+	if err != nil {
+		t.Fatal(err)
 	}
-	tb := &fakeTable{recovered: true, states: map[string]*rules.State{"usr_456": st},
-		stats: &goka.ViewStats{Partitions: map[int32]*goka.TableStats{0: running(0), 1: running(0)}}}
-	applied := NewApplied(2)
-	mem := storage.NewMemory()
+	local := NewLocal(2, codecs.State{})
+	build := local.Builder(storage.MemoryBuilder())
 	userPart := kafka.Murmur2Partition([]byte("usr_456"), 2)
-	for off := int64(0); off < 7; off++ {
-		if err := applied.Callback(update{userPart, off}, mem, "k", []byte("v")); err != nil {
+	parts := map[int32]storage.Storage{}
+	for p := int32(0); p < 2; p++ {
+		if parts[p], err = build("fraudwatch-detector-table", p); err != nil {
+			t.Fatal(err)
+		}
+		if err := parts[p].MarkRecovered(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if err := errors.Join(parts[userPart].Set("usr_456", val), parts[userPart].SetOffset(6)); err != nil {
+		t.Fatal(err)
+	}
 	ends := map[int32]int64{userPart: 9, 1 - userPart: 0}
 	now := t0
-	s := New(Config{Rules: c, Partitions: 2}, Deps{Table: tb, Alerts: NewAlertLog(10, 2), Applied: applied,
+	s := New(Config{Rules: c, Partitions: 2}, Deps{Table: local, Alerts: NewAlertLog(10, 2),
 		Ends: func(context.Context) (map[int32]int64, error) { return ends, nil }, Now: func() time.Time { return now }})
 	s.refresh(context.Background())
 
@@ -278,8 +279,8 @@ func TestFreshnessAndPartitions(t *testing.T) {
 	if err := json.Unmarshal(get(t, s.Handler(""), "/v1/users/usr_456").Body.Bytes(), &u); err != nil {
 		t.Fatal(err)
 	}
-	if u.Freshness.Partition != userPart || u.Freshness.Offset != 7 {
-		t.Fatalf("freshness %+v, want partition %d offset 7", u.Freshness, userPart)
+	if u.Freshness.Partition != userPart || u.Freshness.Offset != 7 || len(u.Windows) != 1 {
+		t.Fatalf("answer %+v, want partition %d offset 7 and one window", u, userPart)
 	}
 
 	now = t0.Add(3 * time.Second)
@@ -300,56 +301,59 @@ func TestFreshnessAndPartitions(t *testing.T) {
 	}
 
 	// Catching up resets the partition's staleness.
-	for off := int64(7); off < 9; off++ {
-		_ = applied.Callback(update{userPart, off}, mem, "k", []byte("v"))
+	if err := parts[userPart].SetOffset(8); err != nil {
+		t.Fatal(err)
 	}
 	s.refresh(context.Background())
 	if p := s.Progress(); p.StalenessSeconds != 0 || p.Partitions[userPart].Lag != 0 {
 		t.Errorf("after catching up: %+v", p)
 	}
+
+	// Once the view closes a partition, its queries are not answered, and
+	// the service is no longer ready.
+	if err := parts[userPart].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := get(t, s.Handler(""), "/v1/users/usr_456"); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("query of a closed partition: %d %s", rec.Code, rec.Body)
+	}
+	s.refresh(context.Background())
+	if pp := s.Progress().Partitions[userPart]; pp.Status != "stopped" || pp.Offset != 9 {
+		t.Errorf("closed partition %+v, want stopped at 9", pp)
+	}
 }
 
-// TestReadinessDoesNotFlap: a table that stops saying it is recovered for a
-// moment (goka's partitions pass through "connecting") keeps the service
-// ready; one that stays so longer than recoveredGrace does not.
-func TestReadinessDoesNotFlap(t *testing.T) {
-	s, tb, _ := newService(true)
-	now := t0
-	s.now = func() time.Time { return now }
-	h := s.Handler("")
-	if !s.Progress().Recovered {
-		t.Fatal("a recovered table is not ready")
+// TestRecoveringPartition: a partition goka is still recovering shows what
+// it has left to read against the live end offset, and keeps the service
+// unready; the end offsets last read stand in while they cannot be read.
+func TestRecoveringPartition(t *testing.T) {
+	tb := &fakeTable{parts: map[int32]PartitionState{0: {Status: StatusRecovering, Next: 40}, 1: {Status: StatusRunning, Next: 5}}}
+	ends := map[int32]int64{0: 100, 1: 5}
+	var endsErr error
+	s := New(Config{Rules: rules.Default(), Partitions: 2}, Deps{Table: tb, Alerts: NewAlertLog(10, 2),
+		Ends: func(context.Context) (map[int32]int64, error) { return ends, endsErr }})
+	s.refresh(context.Background())
+	p := s.Progress()
+	if pp := p.Partitions[0]; pp.Status != "recovering" || pp.Offset != 40 || pp.Hwm != 100 || pp.Remaining != 60 {
+		t.Errorf("recovering partition %+v, want 60 of 100 remaining", pp)
 	}
-	tb.recovered = false
-	now = now.Add(recoveredGrace / 2)
-	if !s.Progress().Recovered {
-		t.Fatal("readiness flapped within the grace")
+	if p.RemainingRecords != 60 || p.Recovered || p.Partitions[1].Remaining != 0 {
+		t.Errorf("progress %+v", p)
 	}
-	if rec := get(t, h, "/v1/users/usr_456"); rec.Code != 200 {
-		t.Fatalf("query within the grace: %d %s", rec.Code, rec.Body)
-	}
-	now = now.Add(recoveredGrace)
-	if s.Progress().Recovered {
-		t.Fatal("still ready after the grace")
-	}
-	if rec := get(t, h, "/v1/users/usr_456"); rec.Code != 503 {
-		t.Fatalf("query after the grace: %d, want 503", rec.Code)
-	}
-	never, _, _ := newService(false)
-	if never.Progress().Recovered {
-		t.Fatal("a table that never recovered is ready")
+	ends, endsErr = nil, errors.New("no broker")
+	tb.parts[0] = PartitionState{Status: StatusRecovering, Next: 70}
+	s.refresh(context.Background())
+	if pp := s.Progress().Partitions[0]; pp.Remaining != 30 || pp.Hwm != 100 {
+		t.Errorf("without live end offsets %+v, want 30 of the last read 100 remaining", pp)
 	}
 }
 
 // TestReplayProgress: while a partition's changelog is read ahead of goka's
-// recovery (goka's stats say "initializing"), /v1/partitions shows it
-// recovering, with the replay's position and what it still has to read;
-// once the replay is done goka's figures take over.
+// recovery (its storage is not built yet, so the table says "initializing"),
+// /v1/partitions shows it recovering, with the replay's position and what it
+// still has to read; once the replay is done the table's figures take over.
 func TestReplayProgress(t *testing.T) {
-	tb := &fakeTable{stats: &goka.ViewStats{Partitions: map[int32]*goka.TableStats{
-		0: {Status: goka.PartitionInitializing},
-		1: {Status: goka.PartitionRunning, Recovery: &goka.RecoveryStats{StartTime: t0, Offset: 5, Hwm: 5}},
-	}}}
+	tb := &fakeTable{parts: map[int32]PartitionState{1: {Status: StatusRunning, Next: 5}}}
 	replays := new(telemetry.Replays)
 	replays.Start(0, 100, 1100)
 	replays.Advance(0, 400)
@@ -365,6 +369,6 @@ func TestReplayProgress(t *testing.T) {
 	replays.Done(0)
 	s.refresh(context.Background())
 	if pp := s.Progress().Partitions[0]; pp.Status != "initializing" || pp.Remaining != 0 {
-		t.Errorf("after the replay %+v, want goka's initializing", pp)
+		t.Errorf("after the replay %+v, want initializing (goka has not got the storage yet)", pp)
 	}
 }

@@ -79,17 +79,15 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	replays := new(telemetry.Replays)
 	sb := storage.MemoryBuilder()
 	if !c.Memory {
-		// The changelog replayed ahead of goka is not seen by applied: the
-		// view's freshness then starts from goka's recovery offset, which is
-		// where the replay stopped.
 		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, DefaultServeStateCacheMB, n), c.WriteBufferMB<<20, env.Log),
 			opts.ReadPartition, replays, env.Log)
 	}
-	applied := views.NewApplied(n)
+	// Queries read the storage goka's view keeps, through local (see
+	// views.Local): goka's own View.Get races with the view's close.
+	local := views.NewLocal(n, codecs.State{})
 	view, err := goka.NewView(c.Brokers, topics.DetectorTable(), codecs.State{},
-		goka.WithViewCallback(applied.Callback),
 		goka.WithViewHasher(kafka.Hasher()),
-		goka.WithViewStorageBuilder(sb),
+		goka.WithViewStorageBuilder(local.Builder(sb)),
 		goka.WithViewConsumerSaramaBuilder(opts.ConsumerBuilder()),
 		goka.WithViewTopicManagerBuilder(opts.TopicManagerBuilder()),
 		goka.WithViewLogger(kafka.GokaLogger{L: env.Log}),
@@ -107,13 +105,12 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	adm := kadm.NewClient(cl)
 	alerts := views.NewAlertLog(10000, 50)
 	reg := env.registerer()
-	svc := views.New(views.Config{Rules: c.Rules, Partitions: n}, views.Deps{Table: view, Alerts: alerts, Applied: applied,
+	svc := views.New(views.Config{Rules: c.Rules, Partitions: n}, views.Deps{Table: local, Alerts: alerts,
 		Replays: replays, Ends: tableEnds(adm), Metrics: views.NewMetrics(reg), Log: env.Log, Now: env.now()})
 
-	// goka's View.Run closes the view's partitions as it returns, without a
-	// lock against View.Stats, which the service calls every 250 ms (the race
-	// detector caught the two at a shutdown). So the view is stopped only once
-	// the service has stopped: its context is not ctx's child.
+	// The view is stopped only once the service has stopped, so that no
+	// query finds a closed partition at an orderly shutdown: its context is
+	// not ctx's child.
 	vctx, stopView := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopView()
 	var viewErr error

@@ -763,9 +763,9 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: r.cfg.Clients, MaxIdleConns: r.cfg.Clients}, Timeout: 10 * time.Second}
 	defer hc.CloseIdleConnections()
 	r.progress("%s queries: waiting for the view service to recover", s.name)
-	// goka's view partitions go from recovered back to connecting for a
-	// moment when they switch to catching up, so readiness must hold for a
-	// second before the clients start.
+	// The baseline's goka View goes from recovered back to connecting for a
+	// moment when its partitions switch to catching up, so readiness must
+	// hold for a second before the clients start.
 	var readySince time.Time
 	for readySince.IsZero() || time.Since(readySince) < time.Second {
 		if err := c.alive(); err != nil {

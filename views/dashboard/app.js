@@ -201,7 +201,7 @@ function renderPartitions(p) {
   $("partitions-summary").textContent =
     `${p.partitions.length} partitions · staleness ${seconds(p.staleness_seconds)}`;
   $("partitions").tBodies[0].replaceChildren(...p.partitions.map((q) => {
-    const done = q.status === "running" || q.status === "preparing";
+    const done = q.status === "running";
     const frac = done ? 1 : q.hwm > 0 ? Math.max(0, 1 - q.remaining / q.hwm) : 0;
     const bar = el("span", { class: "bar" + (done ? "" : " busy") }, el("span", {}));
     bar.firstChild.style.width = (frac * 100).toFixed(1) + "%";
