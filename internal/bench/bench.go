@@ -55,6 +55,7 @@ import (
 	"github.com/fraudwatch/fraudwatch/internal/broker"
 	"github.com/fraudwatch/fraudwatch/internal/generator"
 	"github.com/fraudwatch/fraudwatch/internal/topics"
+	"github.com/fraudwatch/fraudwatch/processors/detector"
 )
 
 // Config configures a run.
@@ -197,6 +198,7 @@ type figures struct {
 	eps, cpuPerEvent, tpSeconds float64
 	peakRSS                     int64
 	latency                     Percentiles
+	stages                      map[string]Percentiles // fraudwatch's processor stages over the latency run
 	restoreSeconds, restoreRPS  float64
 	restoreRecords              int64
 	restorePeakRSS              int64 // of the restoring process, until ready
@@ -510,6 +512,14 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	if r.cfg.ProfileDir != "" {
 		cc.CPUProfile = filepath.Join(r.cfg.ProfileDir, s.name+"-latency.cpu.pprof")
 	}
+	stages := s.process == RoleProcess // fraudwatch's processor times its stages
+	if stages {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		cc.HTTPAddr = addr
+	}
 	c, err := start(r.cfg.Spawn, cc, r.cfg.Progress)
 	if err != nil {
 		return err
@@ -590,7 +600,21 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	n := warm + int(rate*r.cfg.LatencyDuration.Seconds())
 	begin := time.Now()
 	var perr atomic.Value
+	// The stage histograms as the timed run starts (read aside, so the
+	// rate is kept); the run's figures are the difference to the end.
+	var before map[string]histogram
+	var beforeErr error
+	scraped := make(chan struct{})
+	if !stages {
+		close(scraped)
+	}
 	for i := 0; i < n; i++ {
+		if stages && i == warm {
+			go func() {
+				defer close(scraped)
+				before, beforeErr = scrapeStages(ctx, cc.HTTPAddr)
+			}()
+		}
 		if d := time.Until(begin.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
 			select {
 			case <-ctx.Done():
@@ -631,8 +655,20 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	}
 	cancel()
 	<-consumed
+	<-scraped
 	if err != nil {
 		return err
+	}
+	if stages {
+		after, err := scrapeStages(ctx, cc.HTTPAddr)
+		if err = errors.Join(beforeErr, err); err != nil {
+			return err
+		}
+		f.stages = stageLatencies(before, after)
+		for _, st := range []string{detector.StageInput, detector.StageLoop, detector.StageAlertAck} {
+			p := f.stages[st]
+			r.progress("%s stage %s: p50 %.1f ms, p99 %.1f ms over %d", s.name, st, p.P50, p.P99, p.Samples)
+		}
 	}
 	mu.Lock()
 	f.latency = percentiles(lat)
@@ -926,7 +962,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		ThroughputEPS: fw.eps, BaselineThroughputEPS: bl.eps,
 		CPUMicrosPerEvent: fw.cpuPerEvent, BaselineCPUMicros: bl.cpuPerEvent,
 		ThroughputSeconds: fw.tpSeconds, BaselineThroughputSec: bl.tpSeconds,
-		AlertLatencyMS: fw.latency, BaselineAlertLatencyMS: bl.latency,
+		AlertLatencyMS: fw.latency, BaselineAlertLatencyMS: bl.latency, StageLatencyMS: fw.stages,
 		RestoreSeconds: fw.restoreSeconds, RestoreRecords: fw.restoreRecords, RestoreRPS: fw.restoreRPS,
 		BaselineRestoreSeconds: bl.restoreSeconds, BaselineRestoreRecords: bl.restoreRecords, BaselineRestoreRPS: bl.restoreRPS,
 		RestorePeakRSSBytes: fw.restorePeakRSS, BaselineRestorePeakRSSBytes: bl.restorePeakRSS,

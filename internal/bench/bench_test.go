@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fraudwatch/fraudwatch/internal/bench"
+	"github.com/fraudwatch/fraudwatch/processors/detector"
 )
 
 // envChild makes the test binary run one child of the benchmark.
@@ -103,6 +104,16 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s = %v, want 0 < p50 <= p99 <= p999", k, p)
 		}
 	}
+	stages, _ := doc["stage_latency_ms"].(map[string]any)
+	for _, st := range []string{detector.StageInput, detector.StageLoop, detector.StageAlertAck} {
+		p, _ := stages[st].(map[string]any)
+		n, _ := p["samples"].(float64)
+		p50, _ := p["p50"].(float64)
+		p99, _ := p["p99"].(float64)
+		if !(n > 0 && p50 > 0 && p50 <= p99) {
+			t.Errorf("stage_latency_ms.%s = %v, want samples > 0 and 0 < p50 <= p99", st, p)
+		}
+	}
 	if c, _ := doc["config"].(map[string]any); c["latency_warmup_seconds"] != 0.5 || c["producer_linger_ms"] != 5.0 {
 		t.Errorf("config = %v, want latency_warmup_seconds 0.5 and producer_linger_ms 5", c)
 	}
@@ -123,7 +134,7 @@ func TestSmoke(t *testing.T) {
 	if err := res.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "peak RSS per 1M users", "restore peak RSS", "machine:"} {
+	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "peak RSS per 1M users", "restore peak RSS", "stage loop p50 / p99", "machine:"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
@@ -50,7 +51,7 @@ type ChildConfig struct {
 	Role     Role
 	Brokers  []string
 	DataDir  string
-	HTTPAddr string // serve roles
+	HTTPAddr string // serve roles; fraudwatch's processor serves its /metrics there when set
 	// CPUProfile, when set, is where the child writes its CPU profile (pprof).
 	CPUProfile string
 	// StateCacheMB and WriteBufferMB are fraudwatch's --state-cache-mb and
@@ -91,9 +92,13 @@ func RunChild(ctx context.Context, c ChildConfig, stdout io.Writer, log *slog.Lo
 	}
 	switch c.Role {
 	case RoleProcess:
+		env := app.Env{Log: log}
+		if c.HTTPAddr != "" {
+			env.Registry = prometheus.NewRegistry()
+		}
 		p, err := app.NewProcessor(app.ProcessConfig{Brokers: c.Brokers, DataDir: c.DataDir, ClientID: "fraudwatch-bench",
-			Rules: rules.Default(), MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute,
-			StateCacheMB: c.StateCacheMB, WriteBufferMB: c.WriteBufferMB, FetchWait: c.FetchWait}, app.Env{Log: log})
+			Rules: rules.Default(), MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute, HTTPAddr: c.HTTPAddr,
+			StateCacheMB: c.StateCacheMB, WriteBufferMB: c.WriteBufferMB, FetchWait: c.FetchWait}, env)
 		if err != nil {
 			return err
 		}

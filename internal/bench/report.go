@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/fraudwatch/fraudwatch/processors/detector"
 )
 
 // Result is what "fraudwatch bench" reports; it is also the --json document.
@@ -26,6 +28,11 @@ type Result struct {
 
 	AlertLatencyMS         Percentiles `json:"alert_latency_ms"`
 	BaselineAlertLatencyMS Percentiles `json:"baseline_alert_latency_ms"`
+	// StageLatencyMS is where fraudwatch's events spent their time in the
+	// latency run, by stage of detector.StageLatency (input, loop,
+	// alert_ack): every event of the timed run, estimated from the
+	// processor's histogram buckets.
+	StageLatencyMS map[string]Percentiles `json:"stage_latency_ms,omitempty"`
 
 	RestoreSeconds         float64 `json:"restore_seconds"`
 	RestoreRecords         int64   `json:"restore_records"`
@@ -226,6 +233,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("alert latency p50", f2(r.AlertLatencyMS.P50), f2(r.BaselineAlertLatencyMS.P50), "alert_latency_ms.p50", rate)
 	row("alert latency p99", f2(r.AlertLatencyMS.P99), f2(r.BaselineAlertLatencyMS.P99), "alert_latency_ms.p99", rate)
 	row("alert latency p999", f2(r.AlertLatencyMS.P999), f2(r.BaselineAlertLatencyMS.P999), "alert_latency_ms.p999", rate)
+	for _, st := range []string{detector.StageInput, detector.StageLoop, detector.StageAlertAck} {
+		if p, ok := r.StageLatencyMS[st]; ok {
+			row("stage "+st+" p50 / p99", f2(p.P50)+" / "+f2(p.P99), "-", "", "ms, inside the processor")
+		}
+	}
 	row("restore rate", f0(r.RestoreRPS), f0(r.BaselineRestoreRPS), "restore_rps", "records/s")
 	row("restore time", f2(r.RestoreSeconds), f2(r.BaselineRestoreSeconds), "restore_seconds",
 		fmt.Sprintf("s (%s / %s records)", commas(r.RestoreRecords), commas(r.BaselineRestoreRecords)))

@@ -117,6 +117,7 @@ func (d *Detector) NewProcessor(brokers []string, opts ...goka.ProcessorOption) 
 }
 
 func (d *Detector) ingest(ctx goka.Context, msg any) {
+	stage(d.deps.Metrics.inputStage, d.deps.Now(), ctx.Timestamp())
 	raw, _ := msg.([]byte)
 	key := ctx.Key()
 	txn, err := codecs.ParseTxn(raw, codecs.Limits{MaxBytes: d.cfg.MaxBytes})
@@ -149,6 +150,7 @@ func (d *Detector) ingest(ctx goka.Context, msg any) {
 }
 
 func (d *Detector) apply(ctx goka.Context, msg any) {
+	stage(d.deps.Metrics.loopStage, d.deps.Now(), ctx.Timestamp())
 	d.applyRouted(ctx, msg.(*codecs.Routed), false)
 }
 
@@ -190,10 +192,12 @@ func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool) 
 	case rules.Counted:
 		now := d.deps.Now()
 		for _, a := range alerts {
+			sent := d.deps.Now()
 			if err := d.deps.Alerts.EmitSync(a.UserID, codecs.NewAlertRecord(a, now)); err != nil {
 				fail(ctx, fmt.Errorf("detector: producing alert to %s: %w", topics.Alerts, err))
 				return
 			}
+			stage(d.deps.Metrics.alertStage, d.deps.Now(), sent)
 			d.deps.Metrics.alert(a.Rule)
 		}
 		ctx.SetValue(st)

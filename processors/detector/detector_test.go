@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
@@ -21,6 +23,7 @@ type harness struct {
 	tt     *tester.Tester
 	alerts *tester.QueueTracker
 	dlq    *tester.QueueTracker
+	reg    *prometheus.Registry // the detector's metrics
 }
 
 func newHarness(t *testing.T, mutate func(*Config)) *harness {
@@ -42,7 +45,8 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	d, err := New(cfg, Deps{Alerts: alerts, DeadLetters: dlq, Now: func() time.Time { return now }})
+	reg := prometheus.NewRegistry()
+	d, err := New(cfg, Deps{Alerts: alerts, DeadLetters: dlq, Metrics: NewMetrics(reg), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +63,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 			t.Errorf("processor: %v", err)
 		}
 	})
-	return &harness{tt: tt, alerts: tt.NewQueueTracker(string(topics.Alerts)), dlq: tt.NewQueueTracker(string(topics.DLQ))}
+	return &harness{tt: tt, alerts: tt.NewQueueTracker(string(topics.Alerts)), dlq: tt.NewQueueTracker(string(topics.DLQ)), reg: reg}
 }
 
 func txnJSON(id, user string, at time.Time) []byte {
@@ -117,6 +121,53 @@ func TestBurstRaisesOneAlert(t *testing.T) {
 				t.Fatalf("second alert %+v", more)
 			}
 		})
+	}
+}
+
+// stage returns the count and sum of a stage of StageLatency.
+func (h *harness) stage(t *testing.T, name string) (uint64, float64) {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != StageLatency {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stage" && l.GetValue() == name {
+					return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{stage=%q}", StageLatency, name)
+	return 0, 0
+}
+
+// TestStageLatency: the input stage is the record time to ingest, one per
+// record; an alert's ack is timed once per alert; a record without a time
+// (the tester's loop records have none) is not observed.
+func TestStageLatency(t *testing.T) {
+	h := newHarness(t, nil)
+	start := time.Date(2025, 6, 15, 14, 30, 0, 0, time.UTC)
+	for i := 0; i < 7; i++ {
+		h.tt.Consume(string(topics.Transactions), "", txnJSON(fmt.Sprintf("txn_%d", i), "usr_456", start.Add(time.Duration(i)*time.Second)),
+			tester.WithTime(now.Add(-time.Duration(i+1)*10*time.Millisecond)))
+	}
+	if _, a := h.nextAlert(t); a == nil {
+		t.Fatal("no alert")
+	}
+	if n, sum := h.stage(t, StageInput); n != 7 || math.Abs(sum-0.28) > 1e-9 {
+		t.Errorf("input stage: %d observations, sum %v s; want 7 and 0.28 s (10+20+...+70 ms)", n, sum)
+	}
+	if n, _ := h.stage(t, StageAlertAck); n != 1 {
+		t.Errorf("alert_ack stage: %d observations, want 1 (one alert)", n)
+	}
+	if n, _ := h.stage(t, StageLoop); n != 0 {
+		t.Errorf("loop stage: %d observations of records without a time", n)
 	}
 }
 

@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/fraudwatch/fraudwatch/processors/detector"
+)
+
+// histogram is one stage's cumulative buckets, as scraped.
+type histogram struct {
+	bounds []float64 // upper bounds, seconds, ascending (without +Inf)
+	counts []uint64  // cumulative counts per bound
+	total  uint64
+}
+
+// scrapeStages reads the processor's detector.StageLatency histograms from
+// its /metrics at addr, by stage.
+func scrapeStages(ctx context.Context, addr string) (map[string]histogram, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bench: reading the processor's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("bench: reading the processor's metrics: %s", resp.Status)
+	}
+	return parseStages(resp.Body)
+}
+
+// parseStages reads the detector.StageLatency histograms of a Prometheus
+// text exposition.
+func parseStages(r io.Reader) (map[string]histogram, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("bench: parsing the processor's metrics: %w", err)
+	}
+	mf, ok := mfs[detector.StageLatency]
+	if !ok || mf.GetType() != dto.MetricType_HISTOGRAM {
+		return nil, fmt.Errorf("bench: the processor's metrics have no histogram %s", detector.StageLatency)
+	}
+	out := map[string]histogram{}
+	for _, m := range mf.GetMetric() {
+		stage := ""
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "stage" {
+				stage = l.GetValue()
+			}
+		}
+		h := histogram{total: m.GetHistogram().GetSampleCount()}
+		for _, b := range m.GetHistogram().GetBucket() {
+			if math.IsInf(b.GetUpperBound(), 1) {
+				continue
+			}
+			h.bounds = append(h.bounds, b.GetUpperBound())
+			h.counts = append(h.counts, b.GetCumulativeCount())
+		}
+		out[stage] = h
+	}
+	return out, nil
+}
+
+// stageLatencies are the percentiles (ms) of every stage between two scrapes
+// of the same process. A percentile is interpolated within its bucket, as
+// Prometheus's histogram_quantile does; one beyond the last bound is that
+// bound.
+func stageLatencies(before, after map[string]histogram) map[string]Percentiles {
+	out := map[string]Percentiles{}
+	for stage, a := range after {
+		b := before[stage]
+		d := histogram{bounds: a.bounds, total: a.total - b.total}
+		for i, c := range a.counts {
+			if len(b.counts) == len(a.counts) {
+				c -= b.counts[i]
+			}
+			d.counts = append(d.counts, c)
+		}
+		out[stage] = Percentiles{P50: d.quantile(0.5) * 1e3, P99: d.quantile(0.99) * 1e3, P999: d.quantile(0.999) * 1e3, Samples: int(d.total)}
+	}
+	return out
+}
+
+// quantile of h in seconds (0 if empty).
+func (h histogram) quantile(q float64) float64 {
+	if h.total == 0 || len(h.bounds) == 0 {
+		return 0
+	}
+	rank := q * float64(h.total)
+	i := sort.Search(len(h.counts), func(i int) bool { return float64(h.counts[i]) >= rank })
+	if i == len(h.counts) {
+		return h.bounds[len(h.bounds)-1]
+	}
+	lo, below := 0.0, uint64(0)
+	if i > 0 {
+		lo, below = h.bounds[i-1], h.counts[i-1]
+	}
+	in := h.counts[i] - below
+	if in == 0 {
+		return h.bounds[i]
+	}
+	return lo + (h.bounds[i]-lo)*(rank-float64(below))/float64(in)
+}
