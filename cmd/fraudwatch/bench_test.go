@@ -33,7 +33,7 @@ func TestBenchSmoke(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "bench.json")
 	var out, errb bytes.Buffer
 	code := run(ctx, []string{"bench", "--events", "2000", "--users", "200", "--partitions", "2", "--clients", "4",
-		"--latency-duration", "1s", "--query-duration", "500ms", "--write-buffer-mb", "8", "--json", file}, strings.NewReader(""), &out, &errb)
+		"--latency-duration", "1s", "--query-duration", "500ms", "--write-buffer-mb", "8", "--repeat", "2", "--json", file}, strings.NewReader(""), &out, &errb)
 	if code != exitOK {
 		t.Fatalf("exit %d:\n%s\n%s", code, out.String(), errb.String())
 	}
@@ -55,7 +55,14 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 	// the children were started with the setting (an unknown flag would fail them)
-	if cfg, _ := doc["config"].(map[string]any); cfg["write_buffer_mb"] != 8.0 {
-		t.Errorf("config = %v, want write_buffer_mb 8", cfg)
+	if cfg, _ := doc["config"].(map[string]any); cfg["write_buffer_mb"] != 8.0 || cfg["repeat"] != 2.0 {
+		t.Errorf("config = %v, want write_buffer_mb 8 and repeat 2", cfg)
+	}
+	// both runs are kept next to their medians
+	if runs, _ := doc["runs"].([]any); len(runs) != 2 {
+		t.Errorf("runs = %d, want 2", len(runs))
+	}
+	if !strings.Contains(out.String(), "medians of 2 runs") || !strings.Contains(errb.String(), "run 2 of 2") {
+		t.Errorf("want the medians named in the table and the runs in the progress:\n%s", out.String())
 	}
 }

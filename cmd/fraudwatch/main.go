@@ -435,6 +435,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	writeBufferMB := fs.Int("write-buffer-mb", 0, "fraudwatch's --write-buffer-mb for its processor and view service (0: its default)")
 	fetchWait := fs.Duration("fetch-wait", 0, "fraudwatch's --fetch-wait for its processor (0: its default)")
 	producerLinger := fs.Duration("producer-linger", bench.DefaultProducerLinger, "linger of the harness's producer of transactions, as Kafka's producers default to (0: send at once)")
+	repeat := fs.Int("repeat", 1, "run the benchmark this many times (each on a fresh embedded broker) and report the medians")
 	profileDir := fs.String("cpuprofile-dir", "", "write CPU and heap profiles of every child (throughput, latency, restore, queries) here (go tool pprof)")
 	childRole := fs.String("child", "", "internal: run one side of the benchmark (process, serve, baseline, baseline-serve)")
 	childHTTP := fs.String("child-http", "", "internal: HTTP address of a serve child")
@@ -465,8 +466,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if c.DataDir == "" {
 		c.DataDir = "-" // validated below, replaced by a temporary dir
 	}
-	if err := c.Validate(); err != nil {
-		return usageError{err}
+	verr := c.Validate()
+	if *repeat < 1 {
+		verr = errors.Join(verr, fmt.Errorf("--repeat must be >= 1, got %d", *repeat))
+	}
+	if *repeat > 1 && len(c.Brokers) > 0 {
+		verr = errors.Join(verr, errors.New("--repeat needs the embedded broker: every run creates its topics, and a cluster keeps them"))
+	}
+	if verr != nil {
+		return usageError{verr}
 	}
 	if *dataDir == "" {
 		dir, err := os.MkdirTemp("", "fraudwatch-bench-")
@@ -478,7 +486,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return err
 	}
-	res, err := bench.Run(ctx, c)
+	res, err := bench.RunRepeated(ctx, c, *repeat)
 	if err != nil {
 		return err
 	}

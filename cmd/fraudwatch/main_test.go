@@ -25,6 +25,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"process data dir from env", []string{"process", "--grace", "-5s"}, map[string]string{"FRAUDWATCH_DATA_DIR": "/tmp/x"}, exitUsage, "grace must be >= 0"},
 		{"negative write buffer", []string{"process", "--brokers", "x", "--data-dir", "d", "--write-buffer-mb", "-1"}, nil, exitUsage, "--write-buffer-mb must be >= 0"},
 		{"negative gc percent", []string{"process", "--brokers", "x", "--data-dir", "d", "--gc-percent", "-1"}, nil, exitUsage, "--gc-percent must be >= 0"},
+		{"bench repeat zero", []string{"bench", "--repeat", "0"}, nil, exitUsage, "--repeat must be >= 1"},
+		{"bench repeat on a cluster", []string{"bench", "--repeat", "2", "--brokers", "x"}, nil, exitUsage, "--repeat needs the embedded broker"},
 		{"fetch wait too short", []string{"process", "--brokers", "x", "--data-dir", "d", "--fetch-wait", "100us"}, nil, exitUsage, "--fetch-wait must be between 1ms and 1s"},
 		{"serve cache default", []string{"serve", "--help"}, nil, exitOK, "(default 256)"},
 		{"bad env value", []string{"process"}, map[string]string{"FRAUDWATCH_MAX_SKEW": "soon"}, exitUsage, "FRAUDWATCH_MAX_SKEW"},

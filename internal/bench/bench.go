@@ -973,7 +973,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		Config: RunInfo{Broker: brokerInfo, Events: r.cfg.Events, Users: r.cfg.Users, BurstUsers: r.burstUsers(),
 			Partitions: r.cfg.Partitions, Clients: r.cfg.Clients, EventBytesAvg: float64(r.bytes) / float64(r.cfg.Events),
 			LatencyEvents: int(fw.latency.RateEPS * r.cfg.LatencyDuration.Seconds()), LatencyWarmupSeconds: r.cfg.LatencyWarmup.Seconds(), QuerySeconds: r.cfg.QueryDuration.Seconds(),
-			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, FetchWaitMS: float64(r.cfg.FetchWait) / 1e6, ProducerLingerMS: float64(r.cfg.ProducerLinger) / 1e6, Baseline: !r.cfg.SkipBaseline, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
+			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, FetchWaitMS: float64(r.cfg.FetchWait) / 1e6, ProducerLingerMS: float64(r.cfg.ProducerLinger) / 1e6, Baseline: !r.cfg.SkipBaseline, Repeat: 1, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
 		Machine: machine(),
 	}
 	res.Machine.LoadAvgStart, res.Machine.LoadAvgEnd = r.load, loadAvg()

@@ -67,6 +67,8 @@ type Result struct {
 	Config  RunInfo  `json:"config"`
 	Machine Machine  `json:"machine"`
 	Notes   []string `json:"notes"`
+	// Runs, for --repeat N, are the N runs the figures are the medians of.
+	Runs []*Result `json:"runs,omitempty"`
 }
 
 // Percentiles of a latency in milliseconds.
@@ -100,6 +102,8 @@ type RunInfo struct {
 	Baseline             bool    `json:"baseline"`
 	Started              string  `json:"started"`
 	WallSeconds          float64 `json:"wall_seconds"`
+	// Repeat is how many runs the figures are the medians of (1: one run).
+	Repeat int `json:"repeat"`
 }
 
 // Machine describes where the run happened.
@@ -163,31 +167,33 @@ func ratio(a, b float64) float64 {
 // finish fills the ratios and the targets.
 func (r *Result) finish() {
 	r.Ratios = map[string]float64{}
+	if r.Config.Baseline {
+		r.Ratios["throughput_eps"] = ratio(r.ThroughputEPS, r.BaselineThroughputEPS)
+		r.Ratios["cpu_us_per_event"] = ratio(r.CPUMicrosPerEvent, r.BaselineCPUMicros)
+		r.Ratios["alert_latency_ms.p50"] = ratio(r.AlertLatencyMS.P50, r.BaselineAlertLatencyMS.P50)
+		r.Ratios["alert_latency_ms.p99"] = ratio(r.AlertLatencyMS.P99, r.BaselineAlertLatencyMS.P99)
+		r.Ratios["alert_latency_ms.p999"] = ratio(r.AlertLatencyMS.P999, r.BaselineAlertLatencyMS.P999)
+		r.Ratios["restore_rps"] = ratio(r.RestoreRPS, r.BaselineRestoreRPS)
+		r.Ratios["restore_seconds"] = ratio(r.RestoreSeconds, r.BaselineRestoreSeconds)
+		r.Ratios["restore_peak_rss_bytes"] = ratio(float64(r.RestorePeakRSSBytes), float64(r.BaselineRestorePeakRSSBytes))
+		r.Ratios["time_to_ready_1m_users_seconds"] = ratio(r.ReadySeconds1MUsers, r.BaselineReadySeconds1MUsers)
+		r.Ratios["query_latency_ms.p50"] = ratio(r.QueryLatencyMS.P50, r.BaselineQueryLatencyMS.P50)
+		r.Ratios["query_latency_ms.p99"] = ratio(r.QueryLatencyMS.P99, r.BaselineQueryLatencyMS.P99)
+		r.Ratios["query_rps"] = ratio(r.QueryRPS, r.BaselineQueryRPS)
+		r.Ratios["rss_bytes_per_million_users"] = ratio(r.RSSBytesPerMillionUsers, r.BaselineRSSBytesPerMillionUsers)
+	}
+	r.judge()
+}
+
+// judge fills the targets from the figures and ratios.
+func (r *Result) judge() {
 	r.Targets = map[string]bool{
 		"alert_latency_p99_under_50ms":    r.AlertLatencyMS.Samples > 0 && r.AlertLatencyMS.P99 < 50,
 		"query_p99_under_2ms":             r.QueryLatencyMS.Samples > 0 && r.QueryLatencyMS.P99 < 2,
 		"rss_under_512MiB_per_1M_users":   r.RSSBytesPerMillionUsers > 0 && r.RSSBytesPerMillionUsers < 512<<20,
-		"throughput_at_least_3x_baseline": false,
-		"restore_at_least_3x_baseline":    false,
+		"throughput_at_least_3x_baseline": r.Config.Baseline && r.Ratios["throughput_eps"] >= 3,
+		"restore_at_least_3x_baseline":    r.Config.Baseline && r.Ratios["restore_rps"] >= 3,
 	}
-	if !r.Config.Baseline {
-		return
-	}
-	r.Ratios["throughput_eps"] = ratio(r.ThroughputEPS, r.BaselineThroughputEPS)
-	r.Ratios["cpu_us_per_event"] = ratio(r.CPUMicrosPerEvent, r.BaselineCPUMicros)
-	r.Ratios["alert_latency_ms.p50"] = ratio(r.AlertLatencyMS.P50, r.BaselineAlertLatencyMS.P50)
-	r.Ratios["alert_latency_ms.p99"] = ratio(r.AlertLatencyMS.P99, r.BaselineAlertLatencyMS.P99)
-	r.Ratios["alert_latency_ms.p999"] = ratio(r.AlertLatencyMS.P999, r.BaselineAlertLatencyMS.P999)
-	r.Ratios["restore_rps"] = ratio(r.RestoreRPS, r.BaselineRestoreRPS)
-	r.Ratios["restore_seconds"] = ratio(r.RestoreSeconds, r.BaselineRestoreSeconds)
-	r.Ratios["restore_peak_rss_bytes"] = ratio(float64(r.RestorePeakRSSBytes), float64(r.BaselineRestorePeakRSSBytes))
-	r.Ratios["time_to_ready_1m_users_seconds"] = ratio(r.ReadySeconds1MUsers, r.BaselineReadySeconds1MUsers)
-	r.Ratios["query_latency_ms.p50"] = ratio(r.QueryLatencyMS.P50, r.BaselineQueryLatencyMS.P50)
-	r.Ratios["query_latency_ms.p99"] = ratio(r.QueryLatencyMS.P99, r.BaselineQueryLatencyMS.P99)
-	r.Ratios["query_rps"] = ratio(r.QueryRPS, r.BaselineQueryRPS)
-	r.Ratios["rss_bytes_per_million_users"] = ratio(r.RSSBytesPerMillionUsers, r.BaselineRSSBytesPerMillionUsers)
-	r.Targets["throughput_at_least_3x_baseline"] = r.Ratios["throughput_eps"] >= 3
-	r.Targets["restore_at_least_3x_baseline"] = r.Ratios["restore_rps"] >= 3
 }
 
 // WriteJSON writes r as indented JSON.
@@ -220,6 +226,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "fraudwatch bench: %s events (%s), %s users (%d bursting), %d partitions, broker %s\n",
 		commas(int64(c.Events)), keys, commas(int64(c.Users)), c.BurstUsers, c.Partitions, c.Broker)
+	if c.Repeat > 1 {
+		fmt.Fprintf(w, "figures and ratios: the medians of %d runs\n", c.Repeat)
+	}
 	if c.StateCacheMB > 0 || c.WriteBufferMB > 0 || c.FetchWaitMS > 0 {
 		fmt.Fprintf(w, "fraudwatch settings: --state-cache-mb %d, --write-buffer-mb %d, --fetch-wait %gms (0: default)\n", c.StateCacheMB, c.WriteBufferMB, c.FetchWaitMS)
 	}

@@ -1,0 +1,126 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"slices"
+)
+
+// RunRepeated runs the benchmark n times, each on a fresh embedded broker
+// and data dir (and profile dir, when set), and returns the medians. Single
+// runs on a shared machine move by up to 2× from one to the next; the median
+// of a few is a figure to compare builds by.
+func RunRepeated(ctx context.Context, cfg Config, n int) (*Result, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("bench: --repeat must be >= 1, got %d", n)
+	}
+	if n == 1 {
+		return Run(ctx, cfg)
+	}
+	if len(cfg.Brokers) > 0 {
+		return nil, errors.New("bench: --repeat needs the embedded broker (every run creates its topics, and a cluster keeps them)")
+	}
+	var runs []*Result
+	for i := 1; i <= n; i++ {
+		c := cfg
+		c.DataDir = filepath.Join(cfg.DataDir, fmt.Sprintf("run-%d", i))
+		if cfg.ProfileDir != "" {
+			c.ProfileDir = filepath.Join(cfg.ProfileDir, fmt.Sprintf("run-%d", i))
+		}
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, "bench: run %d of %d\n", i, n)
+		}
+		res, err := Run(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("bench: run %d of %d: %w", i, n, err)
+		}
+		runs = append(runs, res)
+	}
+	return Median(runs), nil
+}
+
+// Median combines runs of the same configuration: every figure, percentile
+// and ratio is the median over the runs (the mean of the middle two for an
+// even count). Ratios are the medians of each run's own ratio, since both
+// sides of a run share the machine's moment. Targets are judged on the
+// medians. The runs are kept in Runs; config and machine are the first
+// run's, with the load average at the last run's end.
+func Median(runs []*Result) *Result {
+	if len(runs) == 0 {
+		return nil
+	}
+	out := *runs[0]
+	out.Runs = runs
+	out.Config.Repeat = len(runs)
+	out.Config.WallSeconds = 0
+	for _, r := range runs {
+		out.Config.WallSeconds += r.Config.WallSeconds
+	}
+	out.Machine.LoadAvgEnd = runs[len(runs)-1].Machine.LoadAvgEnd
+	v := reflect.ValueOf(&out).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		at := func(r *Result) reflect.Value { return reflect.ValueOf(r).Elem().Field(i) }
+		switch f.Interface().(type) {
+		case float64, int64, int:
+			f.Set(medianOf(runs, at))
+		case Percentiles:
+			f.Set(reflect.ValueOf(medianPercentiles(runs, func(r *Result) Percentiles { return at(r).Interface().(Percentiles) })))
+		}
+	}
+	out.StageLatencyMS = nil
+	for stage := range runs[0].StageLatencyMS {
+		if out.StageLatencyMS == nil {
+			out.StageLatencyMS = map[string]Percentiles{}
+		}
+		out.StageLatencyMS[stage] = medianPercentiles(runs, func(r *Result) Percentiles { return r.StageLatencyMS[stage] })
+	}
+	out.Ratios = map[string]float64{}
+	for k := range runs[0].Ratios {
+		out.Ratios[k] = median(runs, func(r *Result) float64 { return r.Ratios[k] })
+	}
+	out.judge()
+	out.Notes = append(slices.Clone(runs[0].Notes), fmt.Sprintf("every figure and ratio is the median of %d runs (each on a fresh embedded broker); \"runs\" holds each run's figures.", len(runs)))
+	return &out
+}
+
+func medianOf(runs []*Result, at func(*Result) reflect.Value) reflect.Value {
+	m := median(runs, func(r *Result) float64 {
+		f := at(r)
+		if f.CanFloat() {
+			return f.Float()
+		}
+		return float64(f.Int())
+	})
+	f := at(runs[0])
+	if f.CanFloat() {
+		return reflect.ValueOf(m).Convert(f.Type())
+	}
+	return reflect.ValueOf(int64(m + 0.5)).Convert(f.Type())
+}
+
+func medianPercentiles(runs []*Result, p func(*Result) Percentiles) Percentiles {
+	return Percentiles{
+		P50:     median(runs, func(r *Result) float64 { return p(r).P50 }),
+		P99:     median(runs, func(r *Result) float64 { return p(r).P99 }),
+		P999:    median(runs, func(r *Result) float64 { return p(r).P999 }),
+		Samples: int(median(runs, func(r *Result) float64 { return float64(p(r).Samples) }) + 0.5),
+		RateEPS: median(runs, func(r *Result) float64 { return p(r).RateEPS }),
+	}
+}
+
+func median(runs []*Result, f func(*Result) float64) float64 {
+	vs := make([]float64, len(runs))
+	for i, r := range runs {
+		vs[i] = f(r)
+	}
+	slices.Sort(vs)
+	n := len(vs)
+	if n%2 == 1 {
+		return vs[n/2]
+	}
+	return (vs[n/2-1] + vs[n/2]) / 2
+}
