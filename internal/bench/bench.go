@@ -199,6 +199,7 @@ type figures struct {
 	peakRSS                     int64
 	latency                     Percentiles
 	stages                      map[string]Percentiles // fraudwatch's processor stages over the latency run
+	latencyCPU                  float64                // CPU-µs per event of the timed latency run
 	restoreSeconds, restoreRPS  float64
 	restoreRecords              int64
 	restorePeakRSS              int64 // of the restoring process, until ready
@@ -608,7 +609,11 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	if !stages {
 		close(scraped)
 	}
+	var cpu0 time.Duration
 	for i := 0; i < n; i++ {
+		if i == warm {
+			cpu0 = c.usage().CPU
+		}
 		if stages && i == warm {
 			go func() {
 				defer close(scraped)
@@ -659,6 +664,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	if err != nil {
 		return err
 	}
+	f.latencyCPU = float64((c.usage().CPU - cpu0).Microseconds()) / float64(max(n-warm, 1))
 	if stages {
 		after, err := scrapeStages(ctx, cc.HTTPAddr)
 		if err = errors.Join(beforeErr, err); err != nil {
@@ -674,8 +680,8 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	f.latency = percentiles(lat)
 	mu.Unlock()
 	f.latency.RateEPS = rate
-	r.progress("%s alert latency: p50 %.1f ms, p99 %.1f ms, p999 %.1f ms over %d alerts", s.name,
-		f.latency.P50, f.latency.P99, f.latency.P999, f.latency.Samples)
+	r.progress("%s alert latency: p50 %.1f ms, p99 %.1f ms, p999 %.1f ms over %d alerts; %.1f CPU-µs/event", s.name,
+		f.latency.P50, f.latency.P99, f.latency.P999, f.latency.Samples, f.latencyCPU)
 	return nil
 }
 
@@ -963,6 +969,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		CPUMicrosPerEvent: fw.cpuPerEvent, BaselineCPUMicros: bl.cpuPerEvent,
 		ThroughputSeconds: fw.tpSeconds, BaselineThroughputSec: bl.tpSeconds,
 		AlertLatencyMS: fw.latency, BaselineAlertLatencyMS: bl.latency, StageLatencyMS: fw.stages,
+		LatencyCPUMicrosPerEvent: fw.latencyCPU, BaselineLatencyCPUMicros: bl.latencyCPU,
 		RestoreSeconds: fw.restoreSeconds, RestoreRecords: fw.restoreRecords, RestoreRPS: fw.restoreRPS,
 		BaselineRestoreSeconds: bl.restoreSeconds, BaselineRestoreRecords: bl.restoreRecords, BaselineRestoreRPS: bl.restoreRPS,
 		RestorePeakRSSBytes: fw.restorePeakRSS, BaselineRestorePeakRSSBytes: bl.restorePeakRSS,

@@ -86,7 +86,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"throughput_eps", "baseline_throughput_eps", "restore_rps", "baseline_restore_rps",
-		"rss_bytes_per_million_users", "cpu_us_per_event", "restore_peak_rss_bytes", "baseline_restore_peak_rss_bytes"} {
+		"rss_bytes_per_million_users", "cpu_us_per_event", "latency_cpu_us_per_event", "baseline_latency_cpu_us_per_event", "restore_peak_rss_bytes", "baseline_restore_peak_rss_bytes"} {
 		if v, ok := doc[k].(float64); !ok || !(v > 0) {
 			t.Errorf("%s = %v, want a number > 0", k, doc[k])
 		}
@@ -134,7 +134,7 @@ func TestSmoke(t *testing.T) {
 	if err := res.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "peak RSS per 1M users", "restore peak RSS", "stage loop p50 / p99", "machine:"} {
+	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "peak RSS per 1M users", "restore peak RSS", "stage loop p50 / p99", "CPU per event, live", "machine:"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

@@ -33,6 +33,11 @@ type Result struct {
 	// alert_ack): every event of the timed run, estimated from the
 	// processor's histogram buckets.
 	StageLatencyMS map[string]Percentiles `json:"stage_latency_ms,omitempty"`
+	// LatencyCPUMicrosPerEvent is the processor's CPU per event over the
+	// timed latency run (live traffic at its rate, until drained), against
+	// CPUMicrosPerEvent off a backlog.
+	LatencyCPUMicrosPerEvent float64 `json:"latency_cpu_us_per_event"`
+	BaselineLatencyCPUMicros float64 `json:"baseline_latency_cpu_us_per_event"`
 
 	RestoreSeconds         float64 `json:"restore_seconds"`
 	RestoreRecords         int64   `json:"restore_records"`
@@ -170,6 +175,7 @@ func (r *Result) finish() {
 	if r.Config.Baseline {
 		r.Ratios["throughput_eps"] = ratio(r.ThroughputEPS, r.BaselineThroughputEPS)
 		r.Ratios["cpu_us_per_event"] = ratio(r.CPUMicrosPerEvent, r.BaselineCPUMicros)
+		r.Ratios["latency_cpu_us_per_event"] = ratio(r.LatencyCPUMicrosPerEvent, r.BaselineLatencyCPUMicros)
 		r.Ratios["alert_latency_ms.p50"] = ratio(r.AlertLatencyMS.P50, r.BaselineAlertLatencyMS.P50)
 		r.Ratios["alert_latency_ms.p99"] = ratio(r.AlertLatencyMS.P99, r.BaselineAlertLatencyMS.P99)
 		r.Ratios["alert_latency_ms.p999"] = ratio(r.AlertLatencyMS.P999, r.BaselineAlertLatencyMS.P999)
@@ -242,6 +248,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("alert latency p50", f2(r.AlertLatencyMS.P50), f2(r.BaselineAlertLatencyMS.P50), "alert_latency_ms.p50", rate)
 	row("alert latency p99", f2(r.AlertLatencyMS.P99), f2(r.BaselineAlertLatencyMS.P99), "alert_latency_ms.p99", rate)
 	row("alert latency p999", f2(r.AlertLatencyMS.P999), f2(r.BaselineAlertLatencyMS.P999), "alert_latency_ms.p999", rate)
+	row("CPU per event, live", f2(r.LatencyCPUMicrosPerEvent), f2(r.BaselineLatencyCPUMicros), "latency_cpu_us_per_event", "µs, over the latency run")
 	for _, st := range []string{detector.StageInput, detector.StageLoop, detector.StageAlertAck} {
 		if p, ok := r.StageLatencyMS[st]; ok {
 			row("stage "+st+" p50 / p99", f2(p.P50)+" / "+f2(p.P99), "-", "", "ms, inside the processor")
