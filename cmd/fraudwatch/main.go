@@ -215,13 +215,25 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCache
 	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", app.DefaultWriteBufferMB, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
 }
 
-// tuningFlags are --gc-percent and --fetch-wait of the commands that run a
-// processor. GOGC is the OS process's, so the command sets it
-// (debug.SetGCPercent) once the flags are valid, for the process's life.
-func tuningFlags(fs *flag.FlagSet) (gcPercent *int, fetchWait *time.Duration) {
-	gcPercent = fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) of this process, 0 for the default: lower holds less memory and collects more often")
-	fetchWait = fs.Duration("fetch-wait", kafka.DefaultFetchWait, "how long an input or loop fetch waits for 32 KiB of records (1ms-1s): longer costs latency per hop and saves CPU under load")
-	return gcPercent, fetchWait
+// tuning are --gc-percent, --fetch-wait and --produce-linger of the
+// commands that run a processor. GOGC is the OS process's, so the command
+// sets it (debug.SetGCPercent) once the flags are valid, for the process's life.
+type tuning struct {
+	gcPercent                *int
+	fetchWait, produceLinger *time.Duration
+}
+
+func tuningFlags(fs *flag.FlagSet) tuning {
+	return tuning{
+		gcPercent:     fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) of this process, 0 for the default: lower holds less memory and collects more often"),
+		fetchWait:     fs.Duration("fetch-wait", kafka.DefaultFetchWait, "how long an input or loop fetch waits for 32 KiB of records (1ms-1s): longer costs latency per hop and saves CPU under load"),
+		produceLinger: fs.Duration("produce-linger", kafka.DefaultProduceLinger, "how long the processor's loop and changelog records wait to be sent in one request (1ms-1s; alerts never wait): longer costs latency on the loop hop and saves CPU under load"),
+	}
+}
+
+// apply sets the processor's settings in pc.
+func (t tuning) apply(pc *app.ProcessConfig) {
+	pc.FetchWait, pc.ProduceLinger = *t.fetchWait, *t.produceLinger
 }
 
 // gcPercentError checks --gc-percent.
@@ -295,7 +307,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("dev", stderr)
 	var pf processFlags
 	pf.register(fs, "127.0.0.1:8080", app.DefaultStateCacheMB)
-	gcPercent, fetchWait := tuningFlags(fs)
+	tune := tuningFlags(fs)
 	dataDir := fs.String("data-dir", "./fraudwatch-data", "where the embedded Kafka and the processor keep their data")
 	listen := fs.String("kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker")
 	partitions := fs.Int("partitions", 4, "partitions of each topic (first start only)")
@@ -305,11 +317,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	pc.Brokers, pc.DataDir, pc.FetchWait = []string{*listen}, *dataDir, *fetchWait // validated here, replaced by Dev
-	if err := errors.Join(gcPercentError(*gcPercent), pc.Validate()); err != nil {
+	pc.Brokers, pc.DataDir = []string{*listen}, *dataDir // validated here, replaced by Dev
+	tune.apply(&pc)
+	if err := errors.Join(gcPercentError(*tune.gcPercent), pc.Validate()); err != nil {
 		return usageError{err}
 	}
-	setGCPercent(*gcPercent)
+	setGCPercent(*tune.gcPercent)
 	return app.Dev(ctx, app.DevConfig{KafkaListen: *listen, DataDir: *dataDir, Partitions: *partitions, Demo: *demo,
 		DemoRate: *rate, Process: pc}, newEnv(log), func(line string) { fmt.Fprintln(stdout, line) })
 }
@@ -318,7 +331,7 @@ func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("process", stderr)
 	var pf processFlags
 	pf.register(fs, "", app.DefaultStateCacheMB)
-	gcPercent, fetchWait := tuningFlags(fs)
+	tune := tuningFlags(fs)
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
 	dataDir := fs.String("data-dir", "", "directory for the local state (LevelDB per partition)")
 	clientID := fs.String("client-id", "fraudwatch", "Kafka client id")
@@ -328,12 +341,12 @@ func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	pc.Brokers, pc.DataDir, pc.ClientID, pc.Security = splitList(*brokers), *dataDir, *clientID, *sec
-	pc.FetchWait = *fetchWait
+	tune.apply(&pc)
 	p, err := app.NewProcessor(pc, newEnv(log))
-	if err := errors.Join(gcPercentError(*gcPercent), err); err != nil {
+	if err := errors.Join(gcPercentError(*tune.gcPercent), err); err != nil {
 		return usageError{err}
 	}
-	setGCPercent(*gcPercent)
+	setGCPercent(*tune.gcPercent)
 	return p.Run(ctx, nil)
 }
 

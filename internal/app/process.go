@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,9 @@ type ProcessConfig struct {
 	// FetchWait is how long the input and loop consumers' fetches wait for
 	// 32 KiB of records (0: kafka.DefaultFetchWait).
 	FetchWait time.Duration
+	// ProduceLinger is how long the loop and changelog records wait to be
+	// batched (0: kafka.DefaultProduceLinger). Alerts never wait.
+	ProduceLinger time.Duration
 }
 
 // DefaultGCPercent is the processor's GOGC. Go's default of 100 lets the heap
@@ -85,9 +89,12 @@ func memoryErrors(stateCacheMB, writeBufferMB int) []error {
 }
 
 // FetchWaitError checks --fetch-wait: 0 (the default) or 1ms to 1s.
-func FetchWaitError(d time.Duration) error {
+func FetchWaitError(d time.Duration) error { return waitError("--fetch-wait", d) }
+
+// waitError checks a duration flag that is 0 (its default) or 1ms to 1s.
+func waitError(flag string, d time.Duration) error {
 	if d != 0 && (d < time.Millisecond || d > time.Second) {
-		return fmt.Errorf("--fetch-wait must be between 1ms and 1s, got %v", d)
+		return fmt.Errorf("%s must be between 1ms and 1s, got %v", flag, d)
 	}
 	return nil
 }
@@ -122,6 +129,9 @@ func (c ProcessConfig) Validate() error {
 	}
 	errs = append(errs, memoryErrors(c.StateCacheMB, c.WriteBufferMB)...)
 	if err := FetchWaitError(c.FetchWait); err != nil {
+		errs = append(errs, err)
+	}
+	if err := waitError("--produce-linger", c.ProduceLinger); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Rules.Validate(); err != nil {
@@ -224,7 +234,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 			goka.WithClientID(p.cfg.ClientID),
 			goka.WithStorageBuilder(replayed(ctx, levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, DefaultStateCacheMB, n), p.cfg.WriteBufferMB<<20, log),
 				opts.ReadPartition, &p.replays, log)),
-			goka.WithProducerBuilder(opts.ProducerBuilder(string(topics.DetectorTable()))),
+			goka.WithProducerBuilder(opts.StreamProducerBuilder(cmp.Or(p.cfg.ProduceLinger, kafka.DefaultProduceLinger), string(topics.DetectorTable()))),
 			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder(p.cfg.FetchWait)),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),
 			goka.WithTopicManagerBuilder(opts.TopicManagerBuilder()),

@@ -244,3 +244,57 @@ func TestProducerCompressionPerTopic(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamProducerLingers: a processor's own producer holds its records
+// for the linger and sends what accumulated in one request per client, and
+// its promises finish only once they are acked.
+func TestStreamProducerLingers(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "table", "loop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var requests atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		requests.Add(1)
+		return nil, nil, false
+	})
+	const linger = 500 * time.Millisecond
+	p, err := Options{Brokers: c.ListenAddrs(), ClientID: "test"}.StreamProducerBuilder(linger, "table")(c.ListenAddrs(), "test", Hasher())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	start := time.Now()
+	var firstAck atomic.Int64
+	for i := range n {
+		for _, topic := range []string{"table", "loop"} {
+			wg.Add(1)
+			p.EmitWithHeaders(topic, "k", []byte(strconv.Itoa(i)), nil).Then(func(err error) {
+				firstAck.CompareAndSwap(0, int64(time.Since(start)))
+				errs <- err
+				wg.Done()
+			})
+		}
+		time.Sleep(2 * time.Millisecond) // spaced: without a linger, each would go on its own
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := time.Duration(firstAck.Load()); got < linger*4/5 {
+		t.Errorf("first record acked after %v, before the %v linger", got, linger)
+	}
+	// one request per client (table and loop), and a few more if a linger
+	// ended while records were still coming
+	if got := requests.Load(); got > 4 {
+		t.Errorf("%d produce requests for %d records each of two topics, want at most 4", got, n)
+	}
+}
