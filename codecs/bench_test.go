@@ -1,7 +1,11 @@
 package codecs
 
 import (
+	"fmt"
 	"testing"
+	"time"
+
+	"github.com/fraudwatch/fraudwatch/internal/rules"
 )
 
 func BenchmarkParseTxn(b *testing.B) {
@@ -60,5 +64,41 @@ func BenchmarkParseTxnEncodingJSON(b *testing.B) {
 		if _, err := parseTxn(v, Limits{MaxBytes: DefaultMaxBytes}, false); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkStateCycle is the detector's state work for one event: decode the
+// user's state, apply the event (no alert), encode the state, for users
+// holding 3 and 10 events (one every 15 s, all retained, none over a rule).
+func BenchmarkStateCycle(b *testing.B) {
+	c := rules.Default()
+	for _, held := range []int{3, 10} {
+		b.Run(fmt.Sprintf("events=%d", held), func(b *testing.B) {
+			var st rules.State
+			t0 := int64(1749997800000000000)
+			for i := 0; i < held; i++ {
+				c.Apply(&st, "u", rules.Source{Offset: int64(i)}, rules.Event{ID: fmt.Sprint("txn_", i), Time: t0 + int64(i)*int64(15*time.Second),
+					Amount: 12.5, Currency: "USD", Country: "AR"})
+			}
+			enc, err := State{}.Encode(&st)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ev := rules.Event{ID: "txn_next", Time: t0 + int64(held)*int64(15*time.Second), Amount: 12.5, Currency: "USD", Country: "AR"}
+			b.ReportAllocs()
+			for b.Loop() {
+				v, err := State{}.Decode(enc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s := v.(*rules.State)
+				if out, alerts := c.Apply(s, "u", rules.Source{Offset: int64(held)}, ev); out != rules.Counted || len(alerts) > 0 {
+					b.Fatalf("%v, %d alerts", out, len(alerts))
+				}
+				if _, err := (State{}).Encode(s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

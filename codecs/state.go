@@ -99,7 +99,8 @@ func DecodeState(b []byte, s *rules.State) error {
 		}
 	}
 	if n := r.count(12); n > 0 {
-		s.Events = make([]rules.Event, n)
+		// Room for one more: the detector decodes a state to add an event.
+		s.Events = make([]rules.Event, n, n+1)
 		for i := range s.Events {
 			s.Events[i] = rules.Event{ID: r.string(), Time: s.StreamTime - r.varint(), Amount: r.float(),
 				Currency: r.string(), Country: r.string()}

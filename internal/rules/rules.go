@@ -360,10 +360,13 @@ func (c *Config) Apply(st *State, userID string, src Source, ev Event) (Outcome,
 func (c *Config) evalTumbling(st *State, userID string, ev Event) []Alert {
 	start := c.TumblingStart(ev.Time)
 	end := start + int64(c.Size)
+	if !c.mayCross(st.Events, start, end, false, ev.Currency) {
+		return nil
+	}
 	agg := c.aggregate(st.Events, start, end, false)
 	var alerts []Alert
 	for _, r := range [...]Rule{RuleVelocity, RuleAmount, RuleCountries} {
-		thr, hit := c.crosses(r, &agg, ev.Currency)
+		thr, hit := c.crosses(r, agg.count, agg.totals[ev.Currency], len(agg.countries), ev.Currency)
 		if !hit || firedTumbling(st.Fired, r, start) {
 			continue
 		}
@@ -398,9 +401,12 @@ func (c *Config) evalSliding(st *State, userID string, ev Event, pos int) []Aler
 		if i > pos && t == st.Events[i-1].Time {
 			continue
 		}
+		if !c.mayCross(st.Events, t-size, t, true, ev.Currency) {
+			continue
+		}
 		agg := c.aggregate(st.Events, t-size, t, true)
 		for _, r := range [...]Rule{RuleVelocity, RuleAmount, RuleCountries} {
-			thr, hit := c.crosses(r, &agg, ev.Currency)
+			thr, hit := c.crosses(r, agg.count, agg.totals[ev.Currency], len(agg.countries), ev.Currency)
 			if !hit || firedSliding(st.Fired, r, t, size) {
 				continue
 			}
@@ -429,10 +435,13 @@ func firedSliding(fired []Fired, r Rule, t, size int64) bool {
 	return false
 }
 
-func (c *Config) crosses(r Rule, a *aggregate, currency string) (float64, bool) {
+// crosses reports whether rule r crosses its threshold in a window of count
+// events, currencyTotal of them in currency and countries distinct
+// countries, and the threshold.
+func (c *Config) crosses(r Rule, count int, currencyTotal float64, countries int, currency string) (float64, bool) {
 	switch r {
 	case RuleVelocity:
-		if c.Velocity.Enabled && a.count > c.Velocity.MaxTxns {
+		if c.Velocity.Enabled && count > c.Velocity.MaxTxns {
 			return float64(c.Velocity.MaxTxns), true
 		}
 	case RuleAmount:
@@ -443,15 +452,55 @@ func (c *Config) crosses(r Rule, a *aggregate, currency string) (float64, bool) 
 		if !ok {
 			thr = c.Amount.Default
 		}
-		if thr > 0 && a.totals[currency] > thr {
+		if thr > 0 && currencyTotal > thr {
 			return thr, true
 		}
 	case RuleCountries:
-		if c.Countries.Enabled && len(a.countries) >= c.Countries.Min {
+		if c.Countries.Enabled && countries >= c.Countries.Min {
 			return float64(c.Countries.Min), true
 		}
 	}
 	return 0, false
+}
+
+// mayCross reports whether any rule crosses its threshold in the window of
+// events (as aggregate bounds it), as crosses would on the window's
+// aggregate for currency. It allocates nothing for the usual window of a few
+// countries, so the aggregate (every currency's total, the transaction ids)
+// is built only for a window that may raise an alert: most events raise none.
+func (c *Config) mayCross(events []Event, start, end int64, openStart bool, currency string) bool {
+	var buf [8]string
+	countries := buf[:0]
+	count, total := 0, 0.0
+	for i := c.lowerBound(events, start, openStart); i < len(events); i++ {
+		e := &events[i]
+		if openStart && e.Time > end || !openStart && e.Time >= end {
+			break
+		}
+		count++
+		if e.Currency == currency {
+			total += e.Amount
+		}
+		if e.Country != "" && !contains(countries, e.Country) {
+			countries = append(countries, e.Country)
+		}
+	}
+	for _, r := range [...]Rule{RuleVelocity, RuleAmount, RuleCountries} {
+		if _, hit := c.crosses(r, count, total, len(countries), currency); hit {
+			return true
+		}
+	}
+	return false
+}
+
+// lowerBound is the first event in the window starting at start.
+func (c *Config) lowerBound(events []Event, start int64, openStart bool) int {
+	return sort.Search(len(events), func(i int) bool {
+		if openStart {
+			return events[i].Time > start
+		}
+		return events[i].Time >= start
+	})
 }
 
 type aggregate struct {
@@ -466,13 +515,7 @@ type aggregate struct {
 // aggregate sums the events in [start, end), or (start, end] when openStart.
 func (c *Config) aggregate(events []Event, start, end int64, openStart bool) aggregate {
 	a := aggregate{totals: map[string]float64{}}
-	lo := sort.Search(len(events), func(i int) bool {
-		if openStart {
-			return events[i].Time > start
-		}
-		return events[i].Time >= start
-	})
-	for i := lo; i < len(events); i++ {
+	for i := c.lowerBound(events, start, openStart); i < len(events); i++ {
 		e := &events[i]
 		if openStart && e.Time > end || !openStart && e.Time >= end {
 			break

@@ -303,3 +303,46 @@ func TestFloorDivBeforeEpoch(t *testing.T) {
 		t.Fatalf("start %v", time.Unix(0, got).UTC())
 	}
 }
+
+// TestMayCrossAgreesWithAggregate: the allocation-free pre-check says "may
+// cross" exactly when some rule crosses on the window's full aggregate, for
+// random windows of random events (few currencies and countries, some
+// without a country), both window shapes and a low countries threshold.
+func TestMayCrossAgreesWithAggregate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	currencies := []string{"USD", "EUR", "ARS"}
+	countries := []string{"", "AR", "BR", "US", "DE", "FR", "ES", "IT", "PT", "NL", "BE"}
+	c := Default()
+	c.Countries.Enabled, c.Countries.Min = true, 3
+	c.Amount.Enabled, c.Amount.Default, c.Amount.Thresholds = true, 500, map[string]float64{"ARS": 50000}
+	crossed := 0
+	for i := 0; i < 5000; i++ {
+		events := make([]Event, rng.IntN(12))
+		tm := int64(0)
+		for j := range events {
+			tm += rng.Int64N(int64(20 * time.Second))
+			events[j] = Event{ID: fmt.Sprint(j), Time: tm, Amount: float64(rng.IntN(300)),
+				Currency: currencies[rng.IntN(len(currencies))], Country: countries[rng.IntN(len(countries))]}
+		}
+		start := rng.Int64N(int64(2 * time.Minute))
+		end := start + int64(c.Size)
+		open := rng.IntN(2) == 0
+		cur := currencies[rng.IntN(len(currencies))]
+		a := c.aggregate(events, start, end, open)
+		want := false
+		for _, r := range []Rule{RuleVelocity, RuleAmount, RuleCountries} {
+			if _, hit := c.crosses(r, a.count, a.totals[cur], len(a.countries), cur); hit {
+				want = true
+			}
+		}
+		if want {
+			crossed++
+		}
+		if got := c.mayCross(events, start, end, open, cur); got != want {
+			t.Fatalf("case %d: mayCross %v, aggregate says %v (events %+v, window [%d, %d) open %v, currency %s)", i, got, want, events, start, end, open, cur)
+		}
+	}
+	if crossed == 0 || crossed == 5000 {
+		t.Fatalf("%d of 5000 windows crossed: the cases do not test both answers", crossed)
+	}
+}
