@@ -63,12 +63,20 @@ func TestStoreOffsetNeverLeadsValues(t *testing.T) {
 		open       func(*testing.T, string, int) *store
 		cacheBytes int
 		mustAfter  int // writes after which a batch must have been written
+		ns         []int
 	}{
-		{"live", openLive, 1 << 20, maxDirtyKeys},
+		{"live", openLive, 1 << 20, maxDirtyKeys, nil},
 		// entries of about 126 bytes: the cache is full after about 520
-		{"replay", openStore, 64 << 10, 1000},
+		{"replay", openStore, 64 << 10, 1000, nil},
+		// full after about 33,000 (a write-back due), 50,000 (a must):
+		// written back in several batches
+		{"replay-chunks", openStore, 4 << 20, 52000, []int{2*writeBackChunk + 5, 60000}},
 	} {
-		for _, n := range []int{1, flushKeys - 1, flushKeys, 3*flushKeys + 17, maxDirtyKeys + 1} {
+		ns := tc.ns
+		if ns == nil {
+			ns = []int{1, flushKeys - 1, flushKeys, 3*flushKeys + 17, maxDirtyKeys + 1}
+		}
+		for _, n := range ns {
 			t.Run(fmt.Sprintf("%s/%d", tc.name, n), func(t *testing.T) {
 				testOffsetNeverLeadsValues(t, tc.open, tc.cacheBytes, tc.mustAfter, n)
 			})
@@ -445,5 +453,81 @@ func TestStoreWritesInBackground(t *testing.T) {
 	s.mu.Unlock()
 	if dirty != 0 {
 		t.Fatalf("%d keys still dirty after the writer's own batch", dirty)
+	}
+}
+
+// TestStoreBatchesTheOffsetLast: a write-back batch holds at most the entries
+// asked for, oldest dirty first, and the offset only once no dirty entry is
+// left, also when entries are dirtied between batches.
+func TestStoreBatchesTheOffsetLast(t *testing.T) {
+	s := openLive(t, t.TempDir(), 1<<20)
+	defer s.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.writing { // the background writer may hold a batch
+		s.written.Wait()
+	}
+	set := func(k string, off int64) {
+		s.putLocked(k, entry{val: []byte(k), dirty: true}) // appends k to s.dirty
+		s.offset, s.hasOffset, s.offDirty = off, true, true
+	}
+	for i := range 5 {
+		set(fmt.Sprintf("k%d", i), int64(i))
+	}
+	step := func(max, wantN, wantRecords int, wantOffset bool) {
+		t.Helper()
+		b, n := s.batchLocked(max)
+		if n != wantN || b.Len() != wantRecords || s.offDirty == wantOffset {
+			t.Fatalf("batch of %d: %d entries, %d records, offset still dirty %v; want %d, %d, offset written %v",
+				max, n, b.Len(), s.offDirty, wantN, wantRecords, wantOffset)
+		}
+	}
+	step(2, 2, 2, false) // k0, k1
+	step(2, 2, 2, false) // k2, k3
+	set("k5", 5)
+	step(1, 1, 1, false) // k4; k5 is dirty
+	step(5, 1, 2, true)  // k5 and the offset
+	if b, n := s.batchLocked(5); b != nil || n != 0 {
+		t.Fatalf("a batch with nothing dirty: %d entries", n)
+	}
+}
+
+// TestStoreWritesBackInChunks: a write-back of more entries than one batch
+// holds (the view's whole cache once it is recovered) writes them all and the
+// offset, in several batches, and reads go on while it runs.
+func TestStoreWritesBackInChunks(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, 64<<20)
+	n := 2*writeBackChunk + 100
+	for i := range n {
+		if err := s.Set(fmt.Sprintf("usr_%06d", i), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SetOffset(int64(n - 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkRecovered(); err != nil { // writes back in the background
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 97 {
+		if v, err := s.Get(fmt.Sprintf("usr_%06d", i)); err != nil || string(v) != strconv.Itoa(i) {
+			t.Fatalf("usr_%06d read %q, %v during the write-back", i, v, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := leveldb.OpenFile(filepath.Join(dir, "table.0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := gokastorage.New(db)
+	defer g.Close()
+	if off, err := g.GetOffset(-1); off != int64(n-1) || err != nil {
+		t.Fatalf("offset %d, %v; want %d", off, err, n-1)
+	}
+	if got := countKeys(t, g); got != n {
+		t.Fatalf("%d keys stored, want %d", got, n)
 	}
 }
