@@ -204,15 +204,7 @@ func TestStoreClosePersists(t *testing.T) {
 	if err := s.SetOffset(99); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := leveldb.OpenFile(filepath.Join(dir, "table.0"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _ := gokastorage.New(db)
-	defer g.Close()
+	g := closeIntoGoka(t, s, dir)
 	if off, err := g.GetOffset(-1); off != 99 || err != nil {
 		t.Fatalf("goka storage reads offset %d, %v; want 99", off, err)
 	}
@@ -225,6 +217,25 @@ func TestStoreClosePersists(t *testing.T) {
 	if n := countKeys(t, g); n != 99 {
 		t.Fatalf("iterated %d keys, want 99", n)
 	}
+}
+
+// closeIntoGoka closes s (partition 0 of "table" under dir) and opens its
+// files with goka's own LevelDB storage, closed at the test's end.
+func closeIntoGoka(t *testing.T, s *store, dir string) gokastorage.Storage {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := leveldb.OpenFile(filepath.Join(dir, "table.0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gokastorage.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
 }
 
 // countKeys counts the keys st's iterator yields.
@@ -515,15 +526,7 @@ func TestStoreWritesBackInChunks(t *testing.T) {
 			t.Fatalf("usr_%06d read %q, %v during the write-back", i, v, err)
 		}
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	db, err := leveldb.OpenFile(filepath.Join(dir, "table.0"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, _ := gokastorage.New(db)
-	defer g.Close()
+	g := closeIntoGoka(t, s, dir)
 	if off, err := g.GetOffset(-1); off != int64(n-1) || err != nil {
 		t.Fatalf("offset %d, %v; want %d", off, err, n-1)
 	}
