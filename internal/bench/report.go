@@ -251,7 +251,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("CPU per event, live", f2(r.LatencyCPUMicrosPerEvent), f2(r.BaselineLatencyCPUMicros), "latency_cpu_us_per_event", "µs, over the latency run")
 	for _, st := range []string{detector.StageInput, detector.StageLoop, detector.StageAlertAck} {
 		if p, ok := r.StageLatencyMS[st]; ok {
-			row("stage "+st+" p50 / p99", f2(p.P50)+" / "+f2(p.P99), "-", "", "ms, inside the processor")
+			v := "-" // no event passed the stage (the loop, for keyed input)
+			if p.Samples > 0 {
+				v = f2(p.P50) + " / " + f2(p.P99)
+			}
+			row("stage "+st+" p50 / p99", v, "-", "", "ms, inside the processor")
 		}
 	}
 	row("restore rate", f0(r.RestoreRPS), f0(r.BaselineRestoreRPS), "restore_rps", "records/s")
