@@ -474,20 +474,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
 		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
-		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ProducerLinger: *producerLinger,
+		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ProducerLinger: *producerLinger, Repeat: *repeat,
 		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {
 		c.DataDir = "-" // validated below, replaced by a temporary dir
 	}
-	verr := c.Validate()
-	if *repeat < 1 {
-		verr = errors.Join(verr, fmt.Errorf("--repeat must be >= 1, got %d", *repeat))
-	}
-	if *repeat > 1 && len(c.Brokers) > 0 {
-		verr = errors.Join(verr, errors.New("--repeat needs the embedded broker: every run creates its topics, and a cluster keeps them"))
-	}
-	if verr != nil {
-		return usageError{verr}
+	if err := c.Validate(); err != nil {
+		return usageError{err}
 	}
 	if *dataDir == "" {
 		dir, err := os.MkdirTemp("", "fraudwatch-bench-")
@@ -499,7 +492,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return err
 	}
-	res, err := bench.RunRepeated(ctx, c, *repeat)
+	res, err := bench.Run(ctx, c)
 	if err != nil {
 		return err
 	}

@@ -88,6 +88,11 @@ type Config struct {
 	StateCacheMB, WriteBufferMB int
 	// FetchWait is passed to fraudwatch's processor as --fetch-wait (0: its default).
 	FetchWait time.Duration
+	// Repeat is how many times the whole benchmark runs (>= 1), each on a
+	// fresh embedded broker and data dir; the result is their medians
+	// (Median). More than one needs the embedded broker: every run creates
+	// its topics, and a cluster keeps them.
+	Repeat int
 	// ProducerLinger is how long the harness's producer of transactions waits
 	// to fill a batch (0: it sends at once). The CLI's default is
 	// DefaultProducerLinger.
@@ -147,6 +152,12 @@ func (c Config) Validate() error {
 	}
 	if c.LatencyRate < 0 {
 		errs = append(errs, fmt.Errorf("--latency-rate must be >= 0, got %v", c.LatencyRate))
+	}
+	if c.Repeat < 1 {
+		errs = append(errs, fmt.Errorf("--repeat must be >= 1, got %d", c.Repeat))
+	}
+	if c.Repeat > 1 && len(c.Brokers) > 0 {
+		errs = append(errs, errors.New("--repeat needs the embedded broker: every run creates its topics, and a cluster keeps them"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("bench: no data dir"))
@@ -218,7 +229,8 @@ type run struct {
 	load    float64 // load average at the start
 }
 
-// Run runs the benchmark and returns its figures.
+// Run runs the benchmark cfg.Repeat times and returns its figures (the
+// medians of the runs, each kept in Runs, when more than one).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -226,6 +238,29 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
+	if cfg.Repeat == 1 {
+		return runOnce(ctx, cfg)
+	}
+	var runs []*Result
+	for i := 1; i <= cfg.Repeat; i++ {
+		c := cfg
+		c.Repeat = 1
+		c.DataDir = filepath.Join(cfg.DataDir, fmt.Sprintf("run-%d", i))
+		if cfg.ProfileDir != "" {
+			c.ProfileDir = filepath.Join(cfg.ProfileDir, fmt.Sprintf("run-%d", i))
+		}
+		fmt.Fprintf(cfg.Progress, "bench: run %d of %d\n", i, cfg.Repeat)
+		res, err := runOnce(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("bench: run %d of %d: %w", i, cfg.Repeat, err)
+		}
+		runs = append(runs, res)
+	}
+	return Median(runs), nil
+}
+
+// runOnce runs the benchmark once on a valid cfg.
+func runOnce(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.ProfileDir != "" {
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
 			return nil, fmt.Errorf("bench: profile dir: %w", err)
@@ -611,14 +646,14 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	}
 	var cpu0 time.Duration
 	for i := 0; i < n; i++ {
-		if i == warm {
+		if i == warm { // the timed run starts
 			cpu0 = c.usage().CPU
-		}
-		if stages && i == warm {
-			go func() {
-				defer close(scraped)
-				before, beforeErr = scrapeStages(ctx, cc.HTTPAddr)
-			}()
+			if stages {
+				go func() {
+					defer close(scraped)
+					before, beforeErr = scrapeStages(ctx, cc.HTTPAddr)
+				}()
+			}
 		}
 		if d := time.Until(begin.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
 			select {

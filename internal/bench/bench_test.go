@@ -63,7 +63,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	profiles := t.TempDir()
-	res, err := bench.Run(ctx, bench.Config{Events: 3000, Users: 300, Partitions: 2, Clients: 4,
+	res, err := bench.Run(ctx, bench.Config{Events: 3000, Users: 300, Partitions: 2, Clients: 4, Repeat: 1,
 		LatencyDuration: time.Second, LatencyWarmup: 500 * time.Millisecond, QueryDuration: 500 * time.Millisecond, DataDir: t.TempDir(), Seed: 1,
 		ProducerLinger: bench.DefaultProducerLinger, ProfileDir: profiles, Spawn: spawner, Progress: testWriter{t}})
 	if err != nil {

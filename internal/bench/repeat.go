@@ -1,46 +1,10 @@
 package bench
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
 )
-
-// RunRepeated runs the benchmark n times, each on a fresh embedded broker
-// and data dir (and profile dir, when set), and returns the medians. Single
-// runs on a shared machine move by up to 2× from one to the next; the median
-// of a few is a figure to compare builds by.
-func RunRepeated(ctx context.Context, cfg Config, n int) (*Result, error) {
-	if n < 1 {
-		return nil, fmt.Errorf("bench: --repeat must be >= 1, got %d", n)
-	}
-	if n == 1 {
-		return Run(ctx, cfg)
-	}
-	if len(cfg.Brokers) > 0 {
-		return nil, errors.New("bench: --repeat needs the embedded broker (every run creates its topics, and a cluster keeps them)")
-	}
-	var runs []*Result
-	for i := 1; i <= n; i++ {
-		c := cfg
-		c.DataDir = filepath.Join(cfg.DataDir, fmt.Sprintf("run-%d", i))
-		if cfg.ProfileDir != "" {
-			c.ProfileDir = filepath.Join(cfg.ProfileDir, fmt.Sprintf("run-%d", i))
-		}
-		if cfg.Progress != nil {
-			fmt.Fprintf(cfg.Progress, "bench: run %d of %d\n", i, n)
-		}
-		res, err := Run(ctx, c)
-		if err != nil {
-			return nil, fmt.Errorf("bench: run %d of %d: %w", i, n, err)
-		}
-		runs = append(runs, res)
-	}
-	return Median(runs), nil
-}
 
 // Median combines runs of the same configuration: every figure, percentile
 // and ratio is the median over the runs (the mean of the middle two for an
