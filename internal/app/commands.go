@@ -126,6 +126,9 @@ func Produce(ctx context.Context, c ProduceConfig, stdin io.Reader, progress io.
 		return fmt.Errorf("app: kafka client: %w", err)
 	}
 	defer cl.Close()
+	if err := checkInput(ctx, cl, c.Brokers); err != nil {
+		return err
+	}
 	p := &producer{cl: cl, keyed: c.Key == "user_id"}
 	g, gctx := errgroup.WithContext(ctx)
 	done := make(chan struct{})
@@ -138,11 +141,25 @@ func Produce(ctx context.Context, c ProduceConfig, stdin io.Reader, progress io.
 		return p.generate(gctx, c)
 	})
 	err = g.Wait()
-	fmt.Fprintf(progress, "produced %d records (%d failed)\n", p.acked.Load(), p.failed.Load())
+	acked, failed := p.acked.Load(), p.failed.Load()
+	if open := p.sent.Load() - acked - failed; open > 0 { // interrupted: Close fails them next
+		fmt.Fprintf(progress, "produced %d records (%d failed, %d not acknowledged)\n", acked, failed, open)
+	} else {
+		fmt.Fprintf(progress, "produced %d records (%d failed)\n", acked, failed)
+	}
 	if err == nil && p.failed.Load() > 0 {
 		err = fmt.Errorf("app: %d records failed: %w", p.failed.Load(), p.firstErr())
 	}
 	return err
+}
+
+// checkInput looks up the input topic before anything is produced, within
+// adminTimeout: wrong credentials fail here with Kafka's answer (a producer
+// would retry them with its records in flight, saying nothing).
+func checkInput(ctx context.Context, cl *kgo.Client, brokers []string) error {
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	return explainTimeout(ctx, topics.CheckInput(ctx, kadm.NewClient(cl), strings.Join(brokers, ",")), brokers)
 }
 
 type producer struct {

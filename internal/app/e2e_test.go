@@ -1,8 +1,10 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
@@ -384,6 +387,41 @@ func TestProcessRefusesMissingTopics(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `topic "transactions" does not exist`) ||
 		!strings.Contains(err.Error(), "fraudwatch topics create") {
 		t.Fatalf("want an error naming the missing topic and the fix, got %v", err)
+	}
+}
+
+// TestProduceRefusesMissingTopic: "produce" looks the input topic up first,
+// so a missing one (or credentials Kafka rejects) is an error naming the
+// fix, not records retried in flight or a topic the broker auto-creates.
+func TestProduceRefusesMissingTopic(t *testing.T) {
+	if testkafka.Real() {
+		t.Log("runs on the embedded broker only")
+		return
+	}
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var progress bytes.Buffer
+	err = app.Produce(ctx, app.ProduceConfig{Brokers: b.Addrs(), Key: "none", Users: 3, Count: 5}, nil, &progress)
+	if !errors.Is(err, topics.ErrMissing) || !strings.Contains(err.Error(), `topic "transactions" does not exist`) ||
+		!strings.Contains(err.Error(), "fraudwatch topics create") {
+		t.Fatalf("want an error naming the missing topic and the fix, got %v", err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	md, err := kadm.NewClient(cl).ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.Has(string(topics.Transactions)) {
+		t.Fatalf("the topic was created by the attempt: %v", md.Names())
 	}
 }
 

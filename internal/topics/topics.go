@@ -104,6 +104,24 @@ func Create(ctx context.Context, adm *kadm.Client, s Spec) (Created, error) {
 // ErrMissing is returned by Check when topics do not exist.
 var ErrMissing = errors.New("topics: missing")
 
+// CheckInput verifies that the input topic exists, for a producer of
+// transactions: a Kafka producer retries a missing topic or rejected
+// credentials with its records in flight and never says why.
+func CheckInput(ctx context.Context, adm *kadm.Client, brokers string) error {
+	md, err := adm.ListTopics(ctx, string(Transactions))
+	if err != nil {
+		return fmt.Errorf("topics: looking up %q on %s: %w", Transactions, brokers, err)
+	}
+	d, ok := md[string(Transactions)]
+	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("%w: topic %q does not exist; run \"fraudwatch topics create --brokers %s\"", ErrMissing, Transactions, brokers)
+	}
+	if d.Err != nil {
+		return fmt.Errorf("topics: describing %q: %w", Transactions, d.Err)
+	}
+	return nil
+}
+
 // Check verifies that every topic exists and that the detector's
 // copartitioned topics (input, loop, table) share one partition count, and
 // returns that count. Its errors name each missing topic and say what to run.
