@@ -335,12 +335,13 @@ func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
 	dataDir := fs.String("data-dir", "", "directory for the local state (LevelDB per partition)")
 	clientID := fs.String("client-id", "fraudwatch", "Kafka client id")
+	instanceID := fs.String("group-instance-id", "", "a stable id of this instance in the group (Kafka's group.instance.id): a restart within the session timeout keeps its partitions without a rebalance; empty: a dynamic member")
 	sec := securityFlags(fs)
 	log, pc, err := pf.parse(fs, args, stderr)
 	if err != nil {
 		return err
 	}
-	pc.Brokers, pc.DataDir, pc.ClientID, pc.Security = splitList(*brokers), *dataDir, *clientID, *sec
+	pc.Brokers, pc.DataDir, pc.ClientID, pc.Security, pc.GroupInstanceID = splitList(*brokers), *dataDir, *clientID, *sec, *instanceID
 	tune.apply(&pc)
 	p, err := app.NewProcessor(pc, newEnv(log))
 	if err := errors.Join(gcPercentError(*tune.gcPercent), err); err != nil {

@@ -28,6 +28,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"bench repeat zero", []string{"bench", "--repeat", "0"}, nil, exitUsage, "--repeat must be >= 1"},
 		{"bench repeat on a cluster", []string{"bench", "--repeat", "2", "--brokers", "x"}, nil, exitUsage, "--repeat needs the embedded broker"},
 		{"produce linger too long", []string{"process", "--brokers", "x", "--data-dir", "d", "--produce-linger", "2s"}, nil, exitUsage, "--produce-linger must be between 1ms and 1s"},
+		{"bad group instance id", []string{"process", "--brokers", "x", "--data-dir", "d", "--group-instance-id", "pod 1"}, nil, exitUsage, "--group-instance-id may hold only"},
+		{"group instance id from env", []string{"process", "--brokers", "x", "--data-dir", "d"}, map[string]string{"FRAUDWATCH_GROUP_INSTANCE_ID": ".."}, exitUsage, `--group-instance-id cannot be ".."`},
 		{"fetch wait too short", []string{"process", "--brokers", "x", "--data-dir", "d", "--fetch-wait", "100us"}, nil, exitUsage, "--fetch-wait must be between 1ms and 1s"},
 		{"serve cache default", []string{"serve", "--help"}, nil, exitOK, "(default 256)"},
 		{"bad env value", []string{"process"}, map[string]string{"FRAUDWATCH_MAX_SKEW": "soon"}, exitUsage, "FRAUDWATCH_MAX_SKEW"},

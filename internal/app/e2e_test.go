@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -387,6 +388,60 @@ func TestProcessRefusesMissingTopics(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `topic "transactions" does not exist`) ||
 		!strings.Contains(err.Error(), "fraudwatch topics create") {
 		t.Fatalf("want an error naming the missing topic and the fix, got %v", err)
+	}
+}
+
+// TestStaticMembersSharingAnID: two instances started with one
+// --group-instance-id fence each other at every join; the fenced one stops
+// with an error that names the setting, instead of restarting and fencing
+// the other in turn, and the other goes on.
+func TestStaticMembersSharingAnID(t *testing.T) {
+	c := testkafka.Start(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run := func(dir string) (context.CancelFunc, <-chan error) {
+		pc := processConfig(c.Brokers, dir)
+		pc.GroupInstanceID = "fraudwatch-shared"
+		p, err := app.NewProcessor(pc, app.Env{Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pctx, pcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		ready := make(chan struct{})
+		go func() { done <- p.Run(pctx, func() { close(ready) }) }()
+		select {
+		case <-ready:
+		case err := <-done:
+			t.Fatalf("stopped before it was ready: %v", err)
+		case <-ctx.Done():
+			t.Fatal("not ready in time")
+		}
+		return pcancel, done
+	}
+	cancelFirst, first := run(t.TempDir())
+	defer cancelFirst()
+	cancelSecond, second := run(t.TempDir())
+	defer cancelSecond()
+	var err error
+	select {
+	case err = <-first:
+	case err = <-second:
+		t.Fatalf("the instance that joined last stopped: %v", err)
+	case <-ctx.Done():
+		t.Fatal("neither instance stopped: fencing went unnoticed")
+	}
+	if !errors.Is(err, sarama.ErrFencedInstancedId) || !strings.Contains(err.Error(), `--group-instance-id "fraudwatch-shared"`) {
+		t.Fatalf("want the fencing error naming the setting, got %v", err)
+	}
+	select {
+	case err := <-second:
+		t.Fatalf("the other instance stopped too: %v", err)
+	case <-time.After(3 * time.Second):
+	}
+	cancelSecond()
+	if err := <-second; err != nil {
+		t.Errorf("the other instance: %v", err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,6 +53,9 @@ type ProcessConfig struct {
 	// ProduceLinger is how long the loop and changelog records wait to be
 	// batched (0: kafka.DefaultProduceLinger). Alerts never wait.
 	ProduceLinger time.Duration
+	// GroupInstanceID makes this instance a static member of the group
+	// (Kafka's group.instance.id, KIP-345): "" for a dynamic member.
+	GroupInstanceID string
 }
 
 // DefaultGCPercent is the processor's GOGC. Go's default of 100 lets the heap
@@ -132,6 +136,9 @@ func (c ProcessConfig) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := waitError("--produce-linger", c.ProduceLinger); err != nil {
+		errs = append(errs, err)
+	}
+	if err := kafka.GroupInstanceIDError(c.GroupInstanceID); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Rules.Validate(); err != nil {
@@ -235,7 +242,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 			goka.WithStorageBuilder(replayed(ctx, levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, DefaultStateCacheMB, n), p.cfg.WriteBufferMB<<20, log),
 				opts.ReadPartition, &p.replays, log)),
 			goka.WithProducerBuilder(opts.StreamProducerBuilder(cmp.Or(p.cfg.ProduceLinger, kafka.DefaultProduceLinger), string(topics.DetectorTable()))),
-			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder(p.cfg.FetchWait)),
+			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder(p.cfg.FetchWait, p.cfg.GroupInstanceID)),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),
 			goka.WithTopicManagerBuilder(opts.TopicManagerBuilder()),
 			goka.WithLogger(kafka.GokaLogger{L: log}),
@@ -282,6 +289,11 @@ func (p *Processor) supervise(ctx context.Context, newProc func() (*goka.Process
 			})
 			if ctx.Err() != nil {
 				return nil
+			}
+			if errors.Is(err, sarama.ErrFencedInstancedId) {
+				// Restarting would fence the other one in turn, and so on.
+				return fmt.Errorf("app: the group fenced this instance: another one runs with --group-instance-id %q; give every instance its own: %w",
+					p.cfg.GroupInstanceID, err)
 			}
 			if time.Since(started) > 2*time.Minute {
 				backoff = time.Second

@@ -7,7 +7,8 @@
 // while it flows:
 //
 //   - R1: SIGKILL one of several instances every few seconds and restart it,
-//     on the same disk, an empty disk or a new directory;
+//     on the same disk, an empty disk or a new directory; R1s is the same
+//     with static group members (--group-instance-id per instance);
 //   - R2: scale one instance to three and back to one under load;
 //   - R3: SIGKILL a broker of a 3-node cluster and restart it, then the same
 //     for the controller leader, and report how long processing stalled;

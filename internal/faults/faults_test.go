@@ -64,6 +64,7 @@ type fleet struct {
 	t       *testing.T
 	brokers []string
 	root    string
+	static  bool // instances are static group members, one id per name
 	mu      sync.Mutex
 	all     []*instance
 }
@@ -102,6 +103,9 @@ func (f *fleet) start(name, dir string) *instance {
 	fmt.Fprintf(logf, "--- start %s on %s at %s\n", name, in.dir, time.Now().Format(time.RFC3339Nano))
 	in.cmd = exec.Command(binary, "process", "--brokers", strings.Join(f.brokers, ","), "--data-dir", in.dir,
 		"--client-id", name, "--log-level", cmp.Or(os.Getenv("FRAUDWATCH_FAULTS_LOG_LEVEL"), "info"))
+	if f.static {
+		in.cmd.Args = append(in.cmd.Args, "--group-instance-id", "fraudwatch-"+name)
+	}
 	in.cmd.Stdout, in.cmd.Stderr = logf, logf
 	if err := in.cmd.Start(); err != nil {
 		f.t.Fatal(err)
@@ -283,11 +287,19 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
 // TestR1Kill9 SIGKILLs one of three instances every few seconds while the
 // workload flows, restarting it on the same disk, an empty disk or a new
 // directory.
-func TestR1Kill9(t *testing.T) {
+func TestR1Kill9(t *testing.T) { r1(t, "R1", false) }
+
+// TestR1Kill9Static is R1 with static group members (--group-instance-id,
+// one per instance name): a restarted instance takes its partitions back
+// without a rebalance. Its line is "R1s:".
+func TestR1Kill9Static(t *testing.T) { r1(t, "R1s", true) }
+
+func r1(t *testing.T, label string, static bool) {
 	const partitions = 6
 	c := testkafka.Start(t, partitions)
 	events, tr := testkafka.Workload(size(20_000, 200_000), 11, 0.002)
 	f := newFleet(t, c.Brokers)
+	f.static = static
 	insts := []*instance{f.start("a", "a"), f.start("b", "b"), f.start("c", "c")}
 	mon := watch(t, c)
 	began := time.Now()
@@ -321,8 +333,8 @@ func TestR1Kill9(t *testing.T) {
 	fig := c.Verify(t, tr, partitions, f.alive(insts...))
 	mon.stop()
 	stall, all := mon.stall(began, time.Now())
-	t.Logf("R1: events=%d kills=%d restarts_on_empty_disk=%d restarts_in_new_dir=%d lost=%d double_counted=%d alerts_expected=%d alerts_seen=%d alert_records_duplicate=%d dlq_missing=%d max_partition_stall_seconds=%s all_partitions_stall_seconds=%s took=%s",
-		fig.Events, kills, wiped, moved, fig.Lost, fig.DoubleCounted, fig.AlertsExpected, fig.AlertsSeen,
+	t.Logf("%s: events=%d kills=%d restarts_on_empty_disk=%d restarts_in_new_dir=%d lost=%d double_counted=%d alerts_expected=%d alerts_seen=%d alert_records_duplicate=%d dlq_missing=%d max_partition_stall_seconds=%s all_partitions_stall_seconds=%s took=%s",
+		label, fig.Events, kills, wiped, moved, fig.Lost, fig.DoubleCounted, fig.AlertsExpected, fig.AlertsSeen,
 		fig.AlertRecordsDuplicate, fig.DLQMissing, secs(stall), secs(all), time.Since(began).Round(time.Second))
 	if kills < 3 {
 		t.Errorf("only %d kills happened while the workload flowed", kills)

@@ -73,11 +73,33 @@ const (
 	DefaultFetchWait = 5 * time.Millisecond
 )
 
+// GroupInstanceIDError checks a static member's group.instance.id as Kafka
+// does: at most 249 of the characters a-z, A-Z, 0-9, '.', '_' and '-', and
+// not "." or ".." ("": a dynamic member).
+func GroupInstanceIDError(id string) error {
+	if id == "." || id == ".." {
+		return fmt.Errorf("--group-instance-id cannot be %q", id)
+	}
+	if len(id) > 249 {
+		return fmt.Errorf("--group-instance-id must be at most 249 characters, got %d", len(id))
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("--group-instance-id may hold only a-z, A-Z, 0-9, '.', '_' and '-', got %q", id)
+		}
+	}
+	return nil
+}
+
 // ConsumerGroupBuilder builds goka's consumer groups with ordered commits;
 // their fetches wait up to fetchWait for streamMinBytes (0: DefaultFetchWait).
-func (o Options) ConsumerGroupBuilder(fetchWait time.Duration) goka.ConsumerGroupBuilder {
+// A non-empty instanceID makes the member static (group.instance.id): the
+// group keeps its partitions for it across a restart within the session
+// timeout instead of rebalancing twice, and it does not leave the group when
+// it stops.
+func (o Options) ConsumerGroupBuilder(fetchWait time.Duration, instanceID string) goka.ConsumerGroupBuilder {
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
-		c := o.groupConfig(clientID, fetchWait)
+		c := o.groupConfig(clientID, fetchWait, instanceID)
 		g, err := sarama.NewConsumerGroup(brokers, group, c)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: joining group %s: %w", group, err)
@@ -87,9 +109,10 @@ func (o Options) ConsumerGroupBuilder(fetchWait time.Duration) goka.ConsumerGrou
 }
 
 // groupConfig is the sarama config of a stream consumer group.
-func (o Options) groupConfig(clientID string, fetchWait time.Duration) *sarama.Config {
+func (o Options) groupConfig(clientID string, fetchWait time.Duration, instanceID string) *sarama.Config {
 	c := o.Sarama()
 	c.ClientID = clientID
+	c.Consumer.Group.InstanceId = instanceID
 	if fetchWait == 0 {
 		fetchWait = DefaultFetchWait
 	}

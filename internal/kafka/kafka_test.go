@@ -3,6 +3,7 @@ package kafka
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,7 +101,7 @@ func TestGroupFetchWait(t *testing.T) {
 	for _, tt := range []struct {
 		wait, want time.Duration
 	}{{0, DefaultFetchWait}, {time.Millisecond, time.Millisecond}, {200 * time.Millisecond, 200 * time.Millisecond}} {
-		c := o.groupConfig("g", tt.wait)
+		c := o.groupConfig("g", tt.wait, "")
 		if c.Consumer.MaxWaitTime != tt.want || c.Consumer.Fetch.Min != streamMinBytes || c.ClientID != "g" {
 			t.Errorf("wait %v: max wait %v, min bytes %d, client id %q; want %v, %d, g", tt.wait,
 				c.Consumer.MaxWaitTime, c.Consumer.Fetch.Min, c.ClientID, tt.want, streamMinBytes)
@@ -111,5 +112,27 @@ func TestGroupFetchWait(t *testing.T) {
 	}
 	if c := o.Sarama(); c.Consumer.Fetch.Min != 1 {
 		t.Errorf("table consumers' min bytes %d, want sarama's 1", c.Consumer.Fetch.Min)
+	}
+}
+
+// A static member's id reaches sarama's config, which accepts it at the
+// protocol version set; ids Kafka would refuse are refused up front.
+func TestGroupInstanceID(t *testing.T) {
+	c := Options{ClientID: "x"}.groupConfig("g", 0, "fraudwatch-a.1_b")
+	if c.Consumer.Group.InstanceId != "fraudwatch-a.1_b" {
+		t.Errorf("instance id %q in the config", c.Consumer.Group.InstanceId)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("sarama refuses the static member's config: %v", err)
+	}
+	for _, ok := range []string{"", "a", "fraudwatch-0", "A.b_c-9", strings.Repeat("x", 249)} {
+		if err := GroupInstanceIDError(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{".", "..", "has space", "slash/", "ümlaut", strings.Repeat("x", 250)} {
+		if err := GroupInstanceIDError(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
