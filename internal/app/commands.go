@@ -147,8 +147,8 @@ func Produce(ctx context.Context, c ProduceConfig, stdin io.Reader, progress io.
 	} else {
 		fmt.Fprintf(progress, "produced %d records (%d failed)\n", acked, failed)
 	}
-	if err == nil && p.failed.Load() > 0 {
-		err = fmt.Errorf("app: %d records failed: %w", p.failed.Load(), p.firstErr())
+	if err == nil && failed > 0 {
+		err = fmt.Errorf("app: %d records failed: %w", failed, p.firstErr())
 	}
 	return err
 }

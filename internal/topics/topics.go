@@ -101,12 +101,13 @@ func Create(ctx context.Context, adm *kadm.Client, s Spec) (Created, error) {
 	return out, errors.Join(errs...)
 }
 
-// ErrMissing is returned by Check when topics do not exist.
+// ErrMissing is returned by Check and CheckInput when topics do not exist.
 var ErrMissing = errors.New("topics: missing")
 
 // CheckInput verifies that the input topic exists, for a producer of
-// transactions: a Kafka producer retries a missing topic or rejected
-// credentials with its records in flight and never says why.
+// transactions, before it sends: a Kafka producer retries rejected
+// credentials with its records in flight and never says why, and reports a
+// missing topic only as each record's failure, after its retries.
 func CheckInput(ctx context.Context, adm *kadm.Client, brokers string) error {
 	md, err := adm.ListTopics(ctx, string(Transactions))
 	if err != nil {
