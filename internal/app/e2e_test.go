@@ -367,28 +367,44 @@ func TestGoldenScenario(t *testing.T) {
 	compareGolden(t, "testdata/scenario.alerts.json", got)
 }
 
-// TestProcessRefusesMissingTopics: no silent auto-create outside dev.
-func TestProcessRefusesMissingTopics(t *testing.T) {
+// bareBroker starts an embedded broker without fraudwatch's topics. A real
+// cluster under test has them, so there it returns nil: nothing to check.
+func bareBroker(t *testing.T) []string {
+	t.Helper()
 	if testkafka.Real() {
 		t.Log("runs on the embedded broker only")
-		return
+		return nil
 	}
 	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	p, err := app.NewProcessor(processConfig(b.Addrs(), t.TempDir()), app.Env{Log: slog.New(slog.DiscardHandler)})
+	t.Cleanup(b.Close)
+	return b.Addrs()
+}
+
+// wantMissingTopic: err names the missing input topic and the command that creates it.
+func wantMissingTopic(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, topics.ErrMissing) || !strings.Contains(err.Error(), `topic "transactions" does not exist`) ||
+		!strings.Contains(err.Error(), "fraudwatch topics create") {
+		t.Fatalf("want an error naming the missing topic and the fix, got %v", err)
+	}
+}
+
+// TestProcessRefusesMissingTopics: no silent auto-create outside dev.
+func TestProcessRefusesMissingTopics(t *testing.T) {
+	brokers := bareBroker(t)
+	if brokers == nil {
+		return
+	}
+	p, err := app.NewProcessor(processConfig(brokers, t.TempDir()), app.Env{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = p.Run(ctx, nil)
-	if err == nil || !strings.Contains(err.Error(), `topic "transactions" does not exist`) ||
-		!strings.Contains(err.Error(), "fraudwatch topics create") {
-		t.Fatalf("want an error naming the missing topic and the fix, got %v", err)
-	}
+	wantMissingTopic(t, p.Run(ctx, nil))
 }
 
 // TestStaticMembersSharingAnID: two instances started with one
@@ -449,24 +465,14 @@ func TestStaticMembersSharingAnID(t *testing.T) {
 // so a missing one (or credentials Kafka rejects) is an error naming the
 // fix, not records retried in flight or a topic the broker auto-creates.
 func TestProduceRefusesMissingTopic(t *testing.T) {
-	if testkafka.Real() {
-		t.Log("runs on the embedded broker only")
+	brokers := bareBroker(t)
+	if brokers == nil {
 		return
 	}
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var progress bytes.Buffer
-	err = app.Produce(ctx, app.ProduceConfig{Brokers: b.Addrs(), Key: "none", Users: 3, Count: 5}, nil, &progress)
-	if !errors.Is(err, topics.ErrMissing) || !strings.Contains(err.Error(), `topic "transactions" does not exist`) ||
-		!strings.Contains(err.Error(), "fraudwatch topics create") {
-		t.Fatalf("want an error naming the missing topic and the fix, got %v", err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	wantMissingTopic(t, app.Produce(ctx, app.ProduceConfig{Brokers: brokers, Key: "none", Users: 3, Count: 5}, nil, &bytes.Buffer{}))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}

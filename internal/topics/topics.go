@@ -109,50 +109,22 @@ var ErrMissing = errors.New("topics: missing")
 // credentials with its records in flight and never says why, and reports a
 // missing topic only as each record's failure, after its retries.
 func CheckInput(ctx context.Context, adm *kadm.Client, brokers string) error {
-	md, err := adm.ListTopics(ctx, string(Transactions))
-	if err != nil {
-		return fmt.Errorf("topics: looking up %q on %s: %w", Transactions, brokers, err)
-	}
-	d, ok := md[string(Transactions)]
-	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-		return fmt.Errorf("%w: topic %q does not exist; run \"fraudwatch topics create --brokers %s\"", ErrMissing, Transactions, brokers)
-	}
-	if d.Err != nil {
-		return fmt.Errorf("topics: describing %q: %w", Transactions, d.Err)
-	}
-	return nil
+	_, err := describe(ctx, adm, brokers, string(Transactions))
+	return err
 }
 
 // Check verifies that every topic exists and that the detector's
 // copartitioned topics (input, loop, table) share one partition count, and
 // returns that count. Its errors name each missing topic and say what to run.
 func Check(ctx context.Context, adm *kadm.Client, brokers string) (int32, error) {
-	names := Names()
-	md, err := adm.ListTopics(ctx, names...)
+	md, err := describe(ctx, adm, brokers, Names()...)
 	if err != nil {
-		return 0, fmt.Errorf("topics: listing topics on %s: %w", brokers, err)
+		return 0, err
 	}
-	var missing []string
 	counts := map[int32][]string{}
-	for _, n := range names {
-		d, ok := md[n]
-		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-			missing = append(missing, n)
-			continue
-		}
-		if d.Err != nil {
-			return 0, fmt.Errorf("topics: describing %q: %w", n, d.Err)
-		}
-		if n != string(Alerts) && n != string(DLQ) {
-			counts[int32(len(d.Partitions))] = append(counts[int32(len(d.Partitions))], n)
-		}
-	}
-	if len(missing) > 0 {
-		var msgs []string
-		for _, n := range missing {
-			msgs = append(msgs, fmt.Sprintf("topic %q does not exist", n))
-		}
-		return 0, fmt.Errorf("%w: %s; run \"fraudwatch topics create --brokers %s\"", ErrMissing, strings.Join(msgs, "; "), brokers)
+	for _, n := range []string{string(Transactions), string(DetectorLoop()), string(DetectorTable())} {
+		c := int32(len(md[n].Partitions))
+		counts[c] = append(counts[c], n)
 	}
 	if len(counts) != 1 {
 		var parts []string
@@ -167,4 +139,28 @@ func Check(ctx context.Context, adm *kadm.Client, brokers string) (int32, error)
 		return c, nil
 	}
 	return 0, nil
+}
+
+// describe lists names, which must all exist; the error names every missing
+// one and says what to run.
+func describe(ctx context.Context, adm *kadm.Client, brokers string, names ...string) (kadm.TopicDetails, error) {
+	md, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("topics: listing topics on %s: %w", brokers, err)
+	}
+	var missing []string
+	for _, n := range names {
+		d, ok := md[n]
+		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			missing = append(missing, fmt.Sprintf("topic %q does not exist", n))
+			continue
+		}
+		if d.Err != nil {
+			return nil, fmt.Errorf("topics: describing %q: %w", n, d.Err)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: %s; run \"fraudwatch topics create --brokers %s\"", ErrMissing, strings.Join(missing, "; "), brokers)
+	}
+	return md, nil
 }
