@@ -215,25 +215,26 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCache
 	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", app.DefaultWriteBufferMB, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
 }
 
-// tuning are --gc-percent, --fetch-wait and --produce-linger of the
+// tuning are --gc-percent, --fetch-wait, --produce-linger and --restore-cache-mb of the
 // commands that run a processor. GOGC is the OS process's, so the command
 // sets it (debug.SetGCPercent) once the flags are valid, for the process's life.
 type tuning struct {
-	gcPercent                *int
-	fetchWait, produceLinger *time.Duration
+	gcPercent, restoreCacheMB *int
+	fetchWait, produceLinger  *time.Duration
 }
 
 func tuningFlags(fs *flag.FlagSet) tuning {
 	return tuning{
-		gcPercent:     fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) of this process, 0 for the default: lower holds less memory and collects more often"),
-		fetchWait:     fs.Duration("fetch-wait", kafka.DefaultFetchWait, "how long an input or loop fetch waits for 32 KiB of records (1ms-1s): longer costs latency per hop and saves CPU under load"),
-		produceLinger: fs.Duration("produce-linger", kafka.DefaultProduceLinger, "how long the processor's loop and changelog records wait to be sent in one request (1ms-1s; alerts never wait): longer costs latency on the loop hop and saves CPU under load"),
+		gcPercent:      fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) of this process, 0 for the default: lower holds less memory and collects more often"),
+		fetchWait:      fs.Duration("fetch-wait", kafka.DefaultFetchWait, "how long an input or loop fetch waits for 32 KiB of records (1ms-1s): longer costs latency per hop and saves CPU under load"),
+		produceLinger:  fs.Duration("produce-linger", kafka.DefaultProduceLinger, "how long the processor's loop and changelog records wait to be sent in one request (1ms-1s; alerts never wait): longer costs latency on the loop hop and saves CPU under load"),
+		restoreCacheMB: fs.Int("restore-cache-mb", app.DefaultRestoreCacheMB, "memory for cached user states while the changelog is replayed, in MiB (at least --state-cache-mb): a restore that fits writes each user to LevelDB once, after the processor is ready"),
 	}
 }
 
 // apply sets the processor's settings in pc.
 func (t tuning) apply(pc *app.ProcessConfig) {
-	pc.FetchWait, pc.ProduceLinger = *t.fetchWait, *t.produceLinger
+	pc.FetchWait, pc.ProduceLinger, pc.RestoreCacheMB = *t.fetchWait, *t.produceLinger, *t.restoreCacheMB
 }
 
 // gcPercentError checks --gc-percent.
@@ -440,7 +441,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	latencyWarmup := fs.Duration("latency-warmup", 2*time.Second, "how long events flow at that rate before the timed latency run (alerts of the warm-up are not timed)")
 	keyed := fs.Bool("keyed", false, "produce events keyed by user_id (default: unkeyed, as many producers do)")
 	latencyRate := fs.Float64("latency-rate", 0, "events/s of the alert latency run (0: half the measured throughput)")
-	query := fs.Duration("query-duration", 10*time.Second, "how long the query clients run")
+	query := fs.Duration("query-duration", 10*time.Second, "how long the query clients run, once back to back (the most requests/s) and once at the query rate")
+	queryRate := fs.Float64("query-rate", 0, "requests/s at which query latency is measured (0: half the most requests/s)")
 	jsonFile := fs.String("json", "", "also write the figures as JSON to this file")
 	dataDir := fs.String("data-dir", "", "where the processors keep their state (default: a temporary dir, removed after)")
 	skipBaseline := fs.Bool("skip-baseline", false, "measure fraudwatch only")
@@ -474,7 +476,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: finding the fraudwatch binary to run the processors: %w", err)
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
-		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
+		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, QueryRate: *queryRate, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
 		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ProducerLinger: *producerLinger, Repeat: *repeat,
 		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {

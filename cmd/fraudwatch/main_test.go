@@ -31,6 +31,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"bad group instance id", []string{"process", "--brokers", "x", "--data-dir", "d", "--group-instance-id", "pod 1"}, nil, exitUsage, "--group-instance-id may hold only"},
 		{"group instance id from env", []string{"process", "--brokers", "x", "--data-dir", "d"}, map[string]string{"FRAUDWATCH_GROUP_INSTANCE_ID": ".."}, exitUsage, `--group-instance-id cannot be ".."`},
 		{"fetch wait too short", []string{"process", "--brokers", "x", "--data-dir", "d", "--fetch-wait", "100us"}, nil, exitUsage, "--fetch-wait must be between 1ms and 1s"},
+		{"negative restore cache", []string{"process", "--brokers", "x", "--data-dir", "d", "--restore-cache-mb", "-1"}, nil, exitUsage, "--restore-cache-mb must be >= 0"},
 		{"serve cache default", []string{"serve", "--help"}, nil, exitOK, "(default 256)"},
 		{"bad env value", []string{"process"}, map[string]string{"FRAUDWATCH_MAX_SKEW": "soon"}, exitUsage, "FRAUDWATCH_MAX_SKEW"},
 		{"topics needs create", []string{"topics"}, nil, exitUsage, "topics create"},

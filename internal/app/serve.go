@@ -79,7 +79,7 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	replays := new(telemetry.Replays)
 	sb := storage.MemoryBuilder()
 	if !c.Memory {
-		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, DefaultServeStateCacheMB, n), c.WriteBufferMB<<20, env.Log),
+		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, DefaultServeStateCacheMB, n), 0, c.WriteBufferMB<<20, env.Log),
 			opts.ReadPartition, replays, env.Log)
 	}
 	// Queries read the storage goka's view keeps, through local (see

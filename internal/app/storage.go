@@ -54,18 +54,19 @@ var levelDBOptions = opt.Options{
 // held by another process, permissions) are returned as they are, never
 // "repaired".
 //
-// Each partition's store caches up to cacheBytes of values (see store).
+// Each partition's store caches up to cacheBytes of values, and up to
+// replayBytes while the changelog is replayed (see store).
 //
 // writeBuffer is LevelDB's memtable size per partition (0: goleveldb's 4 MiB).
 // A larger memtable flushes and compacts less often: compactions of all
 // partitions at once are the main source of the alert latency tail on a
 // small machine, at the cost of up to twice writeBuffer of memory per partition.
-func levelDB(dir string, cacheBytes, writeBuffer int, log *slog.Logger) storage.Builder {
+func levelDB(dir string, cacheBytes, replayBytes, writeBuffer int, log *slog.Logger) storage.Builder {
 	o := levelDBOptions
 	o.WriteBuffer = writeBuffer
 	return func(topic string, partition int32) (storage.Storage, error) {
 		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
-		s := newStore(nil, cacheBytes)
+		s := newStore(nil, cacheBytes, replayBytes)
 		db, err := openVerified(path, o, s.warm, log)
 		if isCorrupt(err) {
 			log.Warn("local state is corrupt; deleting it and rebuilding the partition from the changelog",
@@ -73,7 +74,7 @@ func levelDB(dir string, cacheBytes, writeBuffer int, log *slog.Logger) storage.
 			if rerr := os.RemoveAll(path); rerr != nil {
 				return nil, fmt.Errorf("app: removing corrupt local state %s: %w", path, rerr)
 			}
-			s = newStore(nil, cacheBytes) // what it warmed came from the damaged files
+			s = newStore(nil, cacheBytes, replayBytes) // what it warmed came from the damaged files
 			db, err = leveldb.OpenFile(path, &o)
 		}
 		if err != nil {

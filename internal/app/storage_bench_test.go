@@ -23,7 +23,7 @@ import (
 func BenchmarkStorage(b *testing.B) {
 	for _, users := range []int{1000, 100000} {
 		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
-			st, err := levelDB(b.TempDir(), 1<<20, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
+			st, err := levelDB(b.TempDir(), 1<<20, 0, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func benchReplay(b *testing.B, users, records int) {
 		b.StopTimer()
 		dir := b.TempDir()
 		b.StartTimer()
-		st, err := levelDB(dir, cache, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
+		st, err := levelDB(dir, cache, 0, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -61,15 +61,23 @@ const entryOverhead = 112
 //     LevelDB (bloom-filtered, so a new user's miss is cheap).
 //   - Until MarkRecovered, goka replays the changelog, which holds every
 //     change of a key, not just its last. Write-back then waits until the
-//     cache is full, so a key rewritten many times in the replay reaches
-//     LevelDB about once (a restore measured 567k changelog records for 99k
-//     users: LevelDB was about half of the restore's CPU).
+//     replay's cache (replayBytes, which may be larger than cacheBytes) is
+//     full, so a key rewritten many times in the replay reaches LevelDB
+//     about once (a restore measured 567k changelog records for 99k users:
+//     LevelDB was about half of the restore's CPU). What is dirty then is
+//     written back after MarkRecovered, in the background, and the cache
+//     shrinks to cacheBytes.
 //
 // A failed flush is kept and returned by every later call, so goka stops the
 // partition and it is rebuilt from the changelog.
 type store struct {
 	db         *leveldb.DB
 	cacheBytes int
+	// replayBytes (>= cacheBytes) is what the cache may hold until
+	// MarkRecovered: a replay that fits writes every key to LevelDB once,
+	// in the background once the partition is ready, instead of in
+	// write-backs and compactions on the way.
+	replayBytes int
 
 	mu        sync.Mutex
 	mem       map[string]entry
@@ -98,8 +106,8 @@ type entry struct {
 	deleted bool
 }
 
-func newStore(db *leveldb.DB, cacheBytes int) *store {
-	s := &store{db: db, cacheBytes: cacheBytes, mem: map[string]entry{}, lastFlush: time.Now(), replaying: true,
+func newStore(db *leveldb.DB, cacheBytes, replayBytes int) *store {
+	s := &store{db: db, cacheBytes: cacheBytes, replayBytes: max(cacheBytes, replayBytes), mem: map[string]entry{}, lastFlush: time.Now(), replaying: true,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	s.written = sync.NewCond(&s.mu)
 	return s
@@ -229,14 +237,15 @@ func (s *store) write(key string, e entry) error {
 
 // dueLocked says whether a write-back is due, and whether the writer must
 // wait for it (it got too far ahead of LevelDB). While the changelog is
-// replayed, one is due once the cache is full and a must at one and a half
-// times its size; after that, every flushKeys dirty keys, a must at maxDirtyKeys.
+// replayed, one is due once the replay's cache (replayBytes) is full and a
+// must at one and a half times its size; after that, every flushKeys dirty
+// keys, a must at maxDirtyKeys.
 func (s *store) dueLocked() (must, due bool) {
 	if len(s.dirty) == 0 {
 		return false, false
 	}
 	if s.replaying {
-		return s.memBytes > s.cacheBytes+s.cacheBytes/2, s.memBytes > s.cacheBytes
+		return s.memBytes > s.replayBytes+s.replayBytes/2, s.memBytes > s.replayBytes
 	}
 	return len(s.dirty) >= maxDirtyKeys, len(s.dirty) >= flushKeys
 }
@@ -342,7 +351,7 @@ func (s *store) flushLocked() error {
 	// 1M-user restore wrote thousands of tiny batches and took 17 s).
 	limit := s.cacheBytes
 	if s.replaying {
-		limit /= 2
+		limit = s.replayBytes / 2
 	}
 	for k, e := range s.mem { // map order is random: random eviction
 		if s.memBytes <= limit {

@@ -18,7 +18,13 @@ import (
 
 func openStore(t *testing.T, dir string, cacheBytes int) *store {
 	t.Helper()
-	st, err := levelDB(dir, cacheBytes, 0, slog.New(slog.DiscardHandler))("table", 0)
+	return openReplaying(t, dir, cacheBytes, 0)
+}
+
+// openReplaying opens a store whose cache may hold replayBytes until MarkRecovered.
+func openReplaying(t *testing.T, dir string, cacheBytes, replayBytes int) *store {
+	t.Helper()
+	st, err := levelDB(dir, cacheBytes, replayBytes, 0, slog.New(slog.DiscardHandler))("table", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +188,79 @@ func TestStoreReplayWritesBackWhenFull(t *testing.T) {
 	}
 	if _, err := s2.db.Get([]byte("usr_00000"), nil); err != nil {
 		t.Fatalf("the replay of 5000 keys never wrote back: %v", err)
+	}
+}
+
+// TestStoreReplayBudget: with a replay budget larger than the cache, a
+// replay that fits in it writes nothing to LevelDB until MarkRecovered, and
+// holds no more than one and a half budgets; after MarkRecovered everything
+// is written back with the last offset, the cache shrinks to its own size,
+// and every value reads back.
+func TestStoreReplayBudget(t *testing.T) {
+	const cacheBytes, replayBytes = 16 << 10, 1 << 20
+	s := openReplaying(t, t.TempDir(), cacheBytes, replayBytes)
+	defer s.Close()
+	const keys = 5000 // about 630 KB with the entry overhead
+	peak := 0
+	for i := range keys {
+		if err := s.Set(fmt.Sprintf("usr_%05d", i), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetOffset(int64(i)); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		peak = max(peak, s.memBytes)
+		s.mu.Unlock()
+	}
+	if peak <= cacheBytes || peak > replayBytes {
+		t.Fatalf("the replay held %d bytes; want more than the cache (%d) and within the budget (%d)", peak, cacheBytes, replayBytes)
+	}
+	time.Sleep(3 * flushEvery) // a live store would write back on its timer by now
+	for _, k := range []string{"usr_00000", offsetKey} {
+		if _, err := s.db.Get([]byte(k), nil); !errors.Is(err, leveldb.ErrNotFound) {
+			t.Fatalf("LevelDB holds %s before the replay ended (%v): the budget did not hold the write-back", k, err)
+		}
+	}
+	if err := s.MarkRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		v, err := s.db.Get([]byte(offsetKey), nil)
+		s.mu.Lock()
+		used := s.memBytes
+		s.mu.Unlock()
+		if err == nil && string(v) == strconv.Itoa(keys-1) && used <= cacheBytes {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after MarkRecovered: stored offset %q (%v), want %d; cache %d bytes, want <= %d", v, err, keys-1, used, cacheBytes)
+		}
+	}
+	for i := range keys {
+		v, err := s.Get(fmt.Sprintf("usr_%05d", i))
+		if err != nil || string(v) != strconv.Itoa(i) {
+			t.Fatalf("usr_%05d = %q, %v; want %d", i, v, err, i)
+		}
+	}
+
+	// Beyond the budget the replay writes back, bounded by it.
+	s2 := openReplaying(t, t.TempDir(), cacheBytes, 64<<10)
+	defer s2.Close()
+	peak = 0
+	for i := range keys {
+		if err := s2.Set(fmt.Sprintf("usr_%05d", i), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		s2.mu.Lock()
+		peak = max(peak, s2.memBytes)
+		s2.mu.Unlock()
+	}
+	if limit := 64<<10 + 32<<10 + 200; peak > limit {
+		t.Fatalf("the replay held %d bytes, more than %d", peak, limit)
+	}
+	if _, err := s2.db.Get([]byte("usr_00000"), nil); err != nil {
+		t.Fatalf("a replay beyond its budget never wrote back: %v", err)
 	}
 }
 

@@ -76,10 +76,14 @@ type Config struct {
 	// LatencyRate, when > 0, is the rate of the latency run in events/s
 	// instead of half the measured rate.
 	LatencyRate float64
-	// QueryDuration is how long the query clients run.
+	// QueryDuration is how long the query clients run, once back to back
+	// (the most requests/s) and once at the query rate.
 	QueryDuration time.Duration
-	DataDir       string // children's state; must exist
-	SkipBaseline  bool
+	// QueryRate, when > 0, is the rate in requests/s at which query latency
+	// is measured instead of half the most requests/s.
+	QueryRate    float64
+	DataDir      string // children's state; must exist
+	SkipBaseline bool
 	// Keyed produces every event keyed by its user_id (Kafka's default
 	// partitioner), so the detector applies it without the re-key hop.
 	Keyed bool
@@ -153,6 +157,9 @@ func (c Config) Validate() error {
 	if c.LatencyRate < 0 {
 		errs = append(errs, fmt.Errorf("--latency-rate must be >= 0, got %v", c.LatencyRate))
 	}
+	if c.QueryRate < 0 {
+		errs = append(errs, fmt.Errorf("--query-rate must be >= 0, got %v", c.QueryRate))
+	}
 	if c.Repeat < 1 {
 		errs = append(errs, fmt.Errorf("--repeat must be >= 1, got %d", c.Repeat))
 	}
@@ -213,9 +220,10 @@ type figures struct {
 	latencyCPU                  float64                // CPU-µs per event of the timed latency run
 	restoreSeconds, restoreRPS  float64
 	restoreRecords              int64
-	restorePeakRSS              int64 // of the restoring process, until ready
-	query                       Percentiles
-	queryRPS                    float64
+	restorePeakRSS              int64       // of the restoring process, until ready
+	query                       Percentiles // at the query rate (QueryRate or half of queryRPS)
+	querySaturated              Percentiles // clients back to back
+	queryRPS                    float64     // clients back to back
 }
 
 type run struct {
@@ -867,13 +875,46 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	r.progress("%s queries: %d clients for %v", s.name, r.cfg.Clients, r.cfg.QueryDuration)
+	r.progress("%s queries: %d clients for %v, each sending its next request when the last is answered", s.name, r.cfg.Clients, r.cfg.QueryDuration)
+	all, took, err := r.ask(ctx, s, addr, 0)
+	if err != nil {
+		return err
+	}
+	f.querySaturated = percentiles(all)
+	f.queryRPS = float64(len(all)) / took.Seconds()
+	r.progress("%s queries: p50 %.2f ms, p99 %.2f ms, %s requests/s", s.name, f.querySaturated.P50, f.querySaturated.P99, commas(int64(f.queryRPS)))
+	rate := r.cfg.QueryRate
+	if rate == 0 {
+		rate = f.queryRPS / 2
+	}
+	r.progress("%s queries: %d clients for %v at %s requests/s", s.name, r.cfg.Clients, r.cfg.QueryDuration, commas(int64(rate)))
+	all, _, err = r.ask(ctx, s, addr, rate)
+	if err != nil {
+		return err
+	}
+	f.query = percentiles(all)
+	f.query.RateEPS = rate
+	r.progress("%s queries at %s requests/s: p50 %.2f ms, p99 %.2f ms, p999 %.2f ms", s.name, commas(int64(rate)), f.query.P50, f.query.P99, f.query.P999)
+	return nil
+}
+
+// ask runs the query clients against addr for the query duration and returns
+// every request's latency and how long they ran. With rate 0 each client
+// sends its next request as soon as the last one is answered (the service's
+// most requests/s). With a rate, the clients together send rate requests/s
+// on a fixed schedule, client i's k-th request due at i/rate + k·clients/rate.
+// A request that could not go when due, because the answer before it came
+// late, is timed from when it was due: a stall of the service counts in
+// every request queued behind it too (no coordinated omission). One that
+// waits for its time is timed from when it is sent, as the sleep's overshoot
+// is the harness's, not the service's.
+func (r *run) ask(ctx context.Context, s side, addr string, rate float64) ([]time.Duration, time.Duration, error) {
 	var wg sync.WaitGroup
 	lats := make([][]time.Duration, r.cfg.Clients)
 	var bad atomic.Int64
 	var firstBad atomic.Value
-	end := time.Now().Add(r.cfg.QueryDuration)
 	begin := time.Now()
+	end := begin.Add(r.cfg.QueryDuration)
 	for i := range lats {
 		wg.Add(1)
 		go func(i int) {
@@ -881,9 +922,30 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 			rnd := rand.New(rand.NewPCG(r.cfg.Seed, uint64(i)))
 			var qc queryConn
 			defer qc.close()
-			for time.Now().Before(end) && ctx.Err() == nil {
+			var every time.Duration
+			due := begin
+			if rate > 0 {
+				every = time.Duration(float64(len(lats)) / rate * float64(time.Second))
+				due = begin.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+			}
+			for due.Before(end) && ctx.Err() == nil {
 				u := r.users[rnd.IntN(len(r.users))]
 				t0 := time.Now()
+				switch {
+				case rate == 0:
+					due = t0
+				case t0.Before(due):
+					// Ahead of schedule: a sleep's overshoot is the
+					// harness's, so the clock starts when the request goes.
+					time.Sleep(due.Sub(t0))
+					t0 = time.Now()
+					due = due.Add(every)
+				default:
+					// Behind it, as the last answer came late: the time
+					// since it was due counts.
+					t0 = due
+					due = due.Add(every)
+				}
 				status, body, err := qc.get(addr, "/v1/users/"+u)
 				if err != nil {
 					bad.Add(1)
@@ -901,13 +963,10 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 	wg.Wait()
 	took := time.Since(begin)
 	all := slices.Concat(lats...)
-	f.query = percentiles(all)
-	f.queryRPS = float64(len(all)) / took.Seconds()
 	if n := bad.Load(); n > 0 {
-		return fmt.Errorf("bench: %s: %d of %d queries failed, first: %v", s.name, n, len(all), firstBad.Load())
+		return nil, 0, fmt.Errorf("bench: %s: %d of %d queries failed, first: %v", s.name, n, len(all), firstBad.Load())
 	}
-	r.progress("%s queries: p50 %.2f ms, p99 %.2f ms, %s requests/s", s.name, f.query.P50, f.query.P99, commas(int64(f.queryRPS)))
-	return nil
+	return all, took, nil
 }
 
 // queryConn is one measuring client's keep-alive HTTP/1.1 connection. It
@@ -1010,6 +1069,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		RestorePeakRSSBytes: fw.restorePeakRSS, BaselineRestorePeakRSSBytes: bl.restorePeakRSS,
 		ReadySeconds1MUsers: ready(fw), BaselineReadySeconds1MUsers: ready(bl), ReadySeconds1MUsersEstimated: users < 1_000_000,
 		QueryLatencyMS: fw.query, QueryRPS: fw.queryRPS, BaselineQueryLatencyMS: bl.query, BaselineQueryRPS: bl.queryRPS,
+		QuerySaturatedLatencyMS: fw.querySaturated, BaselineQuerySaturatedLatencyMS: bl.querySaturated,
 		PeakRSSBytes: fw.peakRSS, BaselinePeakRSSBytes: bl.peakRSS, UsersHeld: users,
 		RSSBytesPerMillionUsers: perM(fw.peakRSS), BaselineRSSBytesPerMillionUsers: perM(bl.peakRSS),
 		Config: RunInfo{Broker: brokerInfo, Events: r.cfg.Events, Users: r.cfg.Users, BurstUsers: r.burstUsers(),

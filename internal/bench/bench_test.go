@@ -91,7 +91,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s = %v, want a number > 0", k, doc[k])
 		}
 	}
-	for _, k := range []string{"alert_latency_ms", "query_latency_ms"} {
+	for _, k := range []string{"alert_latency_ms", "query_latency_ms", "query_saturated_latency_ms"} {
 		p, ok := doc[k].(map[string]any)
 		if !ok {
 			t.Errorf("%s missing", k)
@@ -103,6 +103,10 @@ func TestSmoke(t *testing.T) {
 		if !(p50 > 0 && p50 <= p99 && p99 <= p999) {
 			t.Errorf("%s = %v, want 0 < p50 <= p99 <= p999", k, p)
 		}
+	}
+	// The query latency is measured at half the most requests/s.
+	if got, want := res.QueryLatencyMS.RateEPS, res.QueryRPS/2; !(want > 0) || got != want {
+		t.Errorf("query latency measured at %v requests/s, want half of the %v measured", got, res.QueryRPS)
 	}
 	stages, _ := doc["stage_latency_ms"].(map[string]any)
 	for _, st := range []string{detector.StageInput, detector.StageLoop, detector.StageAlertAck} {
@@ -134,7 +138,7 @@ func TestSmoke(t *testing.T) {
 	if err := res.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "peak RSS per 1M users", "restore peak RSS", "stage loop p50 / p99", "CPU per event, live", "machine:"} {
+	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "saturated query p50 / p99", "peak RSS per 1M users", "restore peak RSS", "stage loop p50 / p99", "CPU per event, live", "machine:"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -155,6 +159,10 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "--producer-linger must be in 0..1s") {
 			t.Errorf("producer linger of %v: %v", d, err)
 		}
+	}
+	err = (bench.Config{QueryRate: -1}).Validate()
+	if err == nil || !strings.Contains(err.Error(), "--query-rate must be >= 0") {
+		t.Errorf("negative query rate: %v", err)
 	}
 	err = (bench.Config{FetchWait: 100 * time.Microsecond}).Validate()
 	if err == nil || !strings.Contains(err.Error(), "--fetch-wait must be between 1ms and 1s") {

@@ -55,10 +55,18 @@ type Result struct {
 	BaselineReadySeconds1MUsers  float64 `json:"baseline_time_to_ready_1m_users_seconds"`
 	ReadySeconds1MUsersEstimated bool    `json:"time_to_ready_1m_users_estimated"`
 
+	// QueryLatencyMS is the view service's query latency with the clients
+	// sending at a fixed rate (RateEPS, requests/s: half of QueryRPS unless
+	// --query-rate), from when each request was due.
 	QueryLatencyMS         Percentiles `json:"query_latency_ms"`
-	QueryRPS               float64     `json:"query_rps"`
 	BaselineQueryLatencyMS Percentiles `json:"baseline_query_latency_ms"`
-	BaselineQueryRPS       float64     `json:"baseline_query_rps"`
+	// QueryRPS is the most requests/s: each client sends its next request
+	// as soon as the last is answered. QuerySaturatedLatencyMS is the
+	// latency of that run, where requests queue in the saturated service.
+	QueryRPS                        float64     `json:"query_rps"`
+	BaselineQueryRPS                float64     `json:"baseline_query_rps"`
+	QuerySaturatedLatencyMS         Percentiles `json:"query_saturated_latency_ms"`
+	BaselineQuerySaturatedLatencyMS Percentiles `json:"baseline_query_saturated_latency_ms"`
 
 	PeakRSSBytes                    int64   `json:"peak_rss_bytes"`
 	BaselinePeakRSSBytes            int64   `json:"baseline_peak_rss_bytes"`
@@ -82,7 +90,8 @@ type Percentiles struct {
 	P99     float64 `json:"p99"`
 	P999    float64 `json:"p999"`
 	Samples int     `json:"samples"`
-	// RateEPS is the input rate the latency was measured at (alerts only).
+	// RateEPS is the rate the latency was measured at: input events/s for
+	// alerts, requests/s for queries.
 	RateEPS float64 `json:"rate_eps,omitempty"`
 }
 
@@ -186,6 +195,8 @@ func (r *Result) finish() {
 		r.Ratios["query_latency_ms.p50"] = ratio(r.QueryLatencyMS.P50, r.BaselineQueryLatencyMS.P50)
 		r.Ratios["query_latency_ms.p99"] = ratio(r.QueryLatencyMS.P99, r.BaselineQueryLatencyMS.P99)
 		r.Ratios["query_rps"] = ratio(r.QueryRPS, r.BaselineQueryRPS)
+		r.Ratios["query_saturated_latency_ms.p50"] = ratio(r.QuerySaturatedLatencyMS.P50, r.BaselineQuerySaturatedLatencyMS.P50)
+		r.Ratios["query_saturated_latency_ms.p99"] = ratio(r.QuerySaturatedLatencyMS.P99, r.BaselineQuerySaturatedLatencyMS.P99)
 		r.Ratios["rss_bytes_per_million_users"] = ratio(r.RSSBytesPerMillionUsers, r.BaselineRSSBytesPerMillionUsers)
 	}
 	r.judge()
@@ -267,9 +278,16 @@ func (r *Result) WriteTable(w io.Writer) error {
 		est = "s (estimated)"
 	}
 	row("time to ready, 1M users", f2(r.ReadySeconds1MUsers), f2(r.BaselineReadySeconds1MUsers), "time_to_ready_1m_users_seconds", est)
-	row("query latency p50", f2(r.QueryLatencyMS.P50), f2(r.BaselineQueryLatencyMS.P50), "query_latency_ms.p50", fmt.Sprintf("ms, %d clients", c.Clients))
-	row("query latency p99", f2(r.QueryLatencyMS.P99), f2(r.BaselineQueryLatencyMS.P99), "query_latency_ms.p99", fmt.Sprintf("ms, %d clients", c.Clients))
-	row("queries", f0(r.QueryRPS), f0(r.BaselineQueryRPS), "query_rps", "requests/s")
+	row("queries", f0(r.QueryRPS), f0(r.BaselineQueryRPS), "query_rps", fmt.Sprintf("requests/s, %d clients back to back", c.Clients))
+	qrate := fmt.Sprintf("ms @ %s requests/s / %s, %d clients", f0(r.QueryLatencyMS.RateEPS), f0(r.BaselineQueryLatencyMS.RateEPS), c.Clients)
+	if !c.Baseline {
+		qrate = fmt.Sprintf("ms @ %s requests/s, %d clients", f0(r.QueryLatencyMS.RateEPS), c.Clients)
+	}
+	row("query latency p50", f2(r.QueryLatencyMS.P50), f2(r.BaselineQueryLatencyMS.P50), "query_latency_ms.p50", qrate)
+	row("query latency p99", f2(r.QueryLatencyMS.P99), f2(r.BaselineQueryLatencyMS.P99), "query_latency_ms.p99", qrate)
+	row("query latency p999", f2(r.QueryLatencyMS.P999), f2(r.BaselineQueryLatencyMS.P999), "query_latency_ms.p999", qrate)
+	row("saturated query p50 / p99", f2(r.QuerySaturatedLatencyMS.P50)+" / "+f2(r.QuerySaturatedLatencyMS.P99),
+		f2(r.BaselineQuerySaturatedLatencyMS.P50)+" / "+f2(r.BaselineQuerySaturatedLatencyMS.P99), "query_saturated_latency_ms.p99", "ms, back to back (queued)")
 	row("peak RSS per 1M users", mib(r.RSSBytesPerMillionUsers), mib(r.BaselineRSSBytesPerMillionUsers), "rss_bytes_per_million_users",
 		fmt.Sprintf("MiB (peak %s / %s MiB, %s users)", mib(float64(r.PeakRSSBytes)), mib(float64(r.BaselinePeakRSSBytes)), commas(int64(r.UsersHeld))))
 	if err := tw.Flush(); err != nil {
