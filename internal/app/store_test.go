@@ -174,21 +174,31 @@ func TestStoreReplayWritesBackWhenFull(t *testing.T) {
 	// A second replay (a restart) of many distinct keys.
 	s2 := openStore(t, t.TempDir(), cacheBytes)
 	defer s2.Close()
-	peak := 0
-	for i := range 5000 {
-		if err := s2.Set(fmt.Sprintf("usr_%05d", i), []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-		s2.mu.Lock()
-		peak = max(peak, s2.memBytes)
-		s2.mu.Unlock()
-	}
-	if limit := cacheBytes + cacheBytes/2 + 200; peak > limit {
+	if peak, limit := replayDistinct(t, s2, 5000), cacheBytes+cacheBytes/2+200; peak > limit {
 		t.Fatalf("the replay held %d bytes, more than %d", peak, limit)
 	}
 	if _, err := s2.db.Get([]byte("usr_00000"), nil); err != nil {
 		t.Fatalf("the replay of 5000 keys never wrote back: %v", err)
 	}
+}
+
+// replayDistinct sets n distinct keys (usr_00000 = "0", ...) as a replay of
+// the changelog does, each with its offset, and returns the most memory the
+// cache held on the way.
+func replayDistinct(t *testing.T, s *store, n int) (peak int) {
+	t.Helper()
+	for i := range n {
+		if err := s.Set(fmt.Sprintf("usr_%05d", i), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetOffset(int64(i)); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		peak = max(peak, s.memBytes)
+		s.mu.Unlock()
+	}
+	return peak
 }
 
 // TestStoreReplayBudget: with a replay budget larger than the cache, a
@@ -201,19 +211,7 @@ func TestStoreReplayBudget(t *testing.T) {
 	s := openReplaying(t, t.TempDir(), cacheBytes, replayBytes)
 	defer s.Close()
 	const keys = 5000 // about 630 KB with the entry overhead
-	peak := 0
-	for i := range keys {
-		if err := s.Set(fmt.Sprintf("usr_%05d", i), []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.SetOffset(int64(i)); err != nil {
-			t.Fatal(err)
-		}
-		s.mu.Lock()
-		peak = max(peak, s.memBytes)
-		s.mu.Unlock()
-	}
-	if peak <= cacheBytes || peak > replayBytes {
+	if peak := replayDistinct(t, s, keys); peak <= cacheBytes || peak > replayBytes {
 		t.Fatalf("the replay held %d bytes; want more than the cache (%d) and within the budget (%d)", peak, cacheBytes, replayBytes)
 	}
 	time.Sleep(3 * flushEvery) // a live store would write back on its timer by now
@@ -247,16 +245,7 @@ func TestStoreReplayBudget(t *testing.T) {
 	// Beyond the budget the replay writes back, bounded by it.
 	s2 := openReplaying(t, t.TempDir(), cacheBytes, 64<<10)
 	defer s2.Close()
-	peak = 0
-	for i := range keys {
-		if err := s2.Set(fmt.Sprintf("usr_%05d", i), []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-		s2.mu.Lock()
-		peak = max(peak, s2.memBytes)
-		s2.mu.Unlock()
-	}
-	if limit := 64<<10 + 32<<10 + 200; peak > limit {
+	if peak, limit := replayDistinct(t, s2, keys), 64<<10+32<<10+200; peak > limit {
 		t.Fatalf("the replay held %d bytes, more than %d", peak, limit)
 	}
 	if _, err := s2.db.Get([]byte("usr_00000"), nil); err != nil {

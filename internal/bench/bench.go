@@ -931,19 +931,15 @@ func (r *run) ask(ctx context.Context, s side, addr string, rate float64) ([]tim
 			for due.Before(end) && ctx.Err() == nil {
 				u := r.users[rnd.IntN(len(r.users))]
 				t0 := time.Now()
-				switch {
-				case rate == 0:
+				if rate == 0 {
 					due = t0
-				case t0.Before(due):
-					// Ahead of schedule: a sleep's overshoot is the
-					// harness's, so the clock starts when the request goes.
-					time.Sleep(due.Sub(t0))
-					t0 = time.Now()
-					due = due.Add(every)
-				default:
-					// Behind it, as the last answer came late: the time
-					// since it was due counts.
-					t0 = due
+				} else {
+					if t0.Before(due) { // ahead of schedule: a sleep's overshoot is the harness's
+						time.Sleep(due.Sub(t0))
+						t0 = time.Now()
+					} else { // behind it, as the last answer came late: the time since it was due counts
+						t0 = due
+					}
 					due = due.Add(every)
 				}
 				status, body, err := qc.get(addr, "/v1/users/"+u)

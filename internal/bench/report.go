@@ -279,10 +279,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	row("time to ready, 1M users", f2(r.ReadySeconds1MUsers), f2(r.BaselineReadySeconds1MUsers), "time_to_ready_1m_users_seconds", est)
 	row("queries", f0(r.QueryRPS), f0(r.BaselineQueryRPS), "query_rps", fmt.Sprintf("requests/s, %d clients back to back", c.Clients))
-	qrate := fmt.Sprintf("ms @ %s requests/s / %s, %d clients", f0(r.QueryLatencyMS.RateEPS), f0(r.BaselineQueryLatencyMS.RateEPS), c.Clients)
-	if !c.Baseline {
-		qrate = fmt.Sprintf("ms @ %s requests/s, %d clients", f0(r.QueryLatencyMS.RateEPS), c.Clients)
+	qrate := "ms @ " + f0(r.QueryLatencyMS.RateEPS) + " requests/s"
+	if c.Baseline {
+		qrate += " / " + f0(r.BaselineQueryLatencyMS.RateEPS)
 	}
+	qrate += fmt.Sprintf(", %d clients", c.Clients)
 	row("query latency p50", f2(r.QueryLatencyMS.P50), f2(r.BaselineQueryLatencyMS.P50), "query_latency_ms.p50", qrate)
 	row("query latency p99", f2(r.QueryLatencyMS.P99), f2(r.BaselineQueryLatencyMS.P99), "query_latency_ms.p99", qrate)
 	row("query latency p999", f2(r.QueryLatencyMS.P999), f2(r.BaselineQueryLatencyMS.P999), "query_latency_ms.p999", qrate)
