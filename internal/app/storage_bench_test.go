@@ -74,21 +74,24 @@ func BenchmarkStorage(b *testing.B) {
 
 // BenchmarkReplay is a restore's storage work: a partition's changelog, in
 // the order the detector wrote it, applied to an empty store with the
-// processor's default per-partition cache, until written to LevelDB and
-// closed. It reports changelog records per second. perUser=1 is a compacted
-// changelog (one state per user); perUser=9 is about what the default
-// "fraudwatch bench" run leaves (many states per user, far more users than
-// the cache holds).
+// processor's default per-partition caches (the state cache, and the
+// replay's with restore=64MiB), until written to LevelDB and closed. It
+// reports changelog records per second. perUser=1 is a compacted changelog
+// (one state per user); perUser=9 is about what the default "fraudwatch
+// bench" run leaves (many states per user, far more users than the state
+// cache holds; with the replay's cache they fit).
 func BenchmarkReplay(b *testing.B) {
 	const records = 450000
-	for _, perUser := range []int{1, 9} {
-		b.Run(fmt.Sprintf("perUser=%d", perUser), func(b *testing.B) {
-			benchReplay(b, records/perUser, records)
-		})
+	for _, restoreMB := range []int{0, DefaultRestoreCacheMB} {
+		for _, perUser := range []int{1, 9} {
+			b.Run(fmt.Sprintf("restore=%dMiB/perUser=%d", restoreMB, perUser), func(b *testing.B) {
+				benchReplay(b, records/perUser, records, restoreMB)
+			})
+		}
 	}
 }
 
-func benchReplay(b *testing.B, users, records int) {
+func benchReplay(b *testing.B, users, records, restoreMB int) {
 	cfg := rules.Default()
 	states := make([]rules.State, users)
 	recs := make([]*kgo.Record, records)
@@ -102,13 +105,17 @@ func benchReplay(b *testing.B, users, records int) {
 		recs[i] = &kgo.Record{Key: []byte(k), Value: codecs.AppendState(nil, &states[u]), Offset: int64(i)}
 	}
 	cache := stateCacheBytes(0, DefaultStateCacheMB, 4)
+	replay := 0
+	if restoreMB > 0 {
+		replay = stateCacheBytes(restoreMB, DefaultRestoreCacheMB, 4)
+	}
 	var disk int64
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
 		dir := b.TempDir()
 		b.StartTimer()
-		st, err := levelDB(dir, cache, 0, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
+		st, err := levelDB(dir, cache, replay, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
 		if err != nil {
 			b.Fatal(err)
 		}

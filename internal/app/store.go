@@ -80,9 +80,9 @@ type store struct {
 	replayBytes int
 
 	mu        sync.Mutex
-	mem       map[string]entry
+	mem       map[string]*entry
 	memBytes  int
-	dirty     []string // keys of mem's entries not yet written
+	dirty     []*entry // mem's entries not yet written, oldest first
 	gen       uint64
 	offset    int64 // latest offset SetOffset reported; valid if hasOffset
 	hasOffset bool
@@ -100,14 +100,18 @@ type store struct {
 	stopped chan struct{}
 }
 
+// entry is a cached key. It is changed in place, never replaced in mem, so
+// one map operation finds it for an update and s.dirty can hold it.
 type entry struct {
+	key     string
 	val     []byte // nil: deleted
-	dirty   bool
+	dirty   bool   // in s.dirty: yet to be written
 	deleted bool
+	lent    bool // val was returned by Get: it is the caller's to read, never to be overwritten
 }
 
 func newStore(db *leveldb.DB, cacheBytes, replayBytes int) *store {
-	s := &store{db: db, cacheBytes: cacheBytes, replayBytes: max(cacheBytes, replayBytes), mem: map[string]entry{}, lastFlush: time.Now(), replaying: true,
+	s := &store{db: db, cacheBytes: cacheBytes, replayBytes: max(cacheBytes, replayBytes), mem: map[string]*entry{}, lastFlush: time.Now(), replaying: true,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	s.written = sync.NewCond(&s.mu)
 	return s
@@ -126,7 +130,7 @@ func (s *store) warm(k, v []byte) {
 	if len(v) == 0 || s.memBytes+len(k)+len(v)+entryOverhead > s.cacheBytes || string(k) == offsetKey {
 		return
 	}
-	s.putLocked(string(k), entry{val: bytes.Clone(v)})
+	s.putLocked(string(k), bytes.Clone(v), false)
 }
 
 // Open starts the goroutine that writes buffered writes back: when enough
@@ -185,8 +189,10 @@ func (s *store) Get(key string) ([]byte, error) {
 		return nil, s.err
 	}
 	if e, ok := s.mem[key]; ok {
+		e.lent = true
+		v := e.val // e changes in place: read under the lock
 		s.mu.Unlock()
-		return e.val, nil
+		return v, nil
 	}
 	gen := s.gen
 	s.mu.Unlock()
@@ -199,7 +205,7 @@ func (s *store) Get(key string) ([]byte, error) {
 	}
 	s.mu.Lock()
 	if s.gen == gen { // no write since the read: v is still the newest value
-		s.putLocked(key, entry{val: v})
+		s.putLocked(key, v, false).lent = true
 	}
 	s.mu.Unlock()
 	return v, nil
@@ -208,21 +214,22 @@ func (s *store) Get(key string) ([]byte, error) {
 func (s *store) Set(key string, value []byte) error {
 	v := make([]byte, len(value))
 	copy(v, value)
-	return s.write(key, entry{val: v, dirty: true})
+	return s.write(key, v)
 }
 
 func (s *store) Delete(key string) error {
-	return s.write(key, entry{dirty: true, deleted: true})
+	return s.write(key, nil)
 }
 
-func (s *store) write(key string, e entry) error {
+// write caches val (nil: a deletion) under key, dirty.
+func (s *store) write(key string, val []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return s.err
 	}
 	s.gen++
-	s.putLocked(key, e)
+	s.putLocked(key, val, true)
 	switch must, due := s.dueLocked(); {
 	case must || (due && !s.opened):
 		return s.flushLocked()
@@ -250,18 +257,34 @@ func (s *store) dueLocked() (must, due bool) {
 	return len(s.dirty) >= maxDirtyKeys, len(s.dirty) >= flushKeys
 }
 
-func (s *store) putLocked(key string, e entry) {
-	old, ok := s.mem[key]
-	if ok {
-		s.memBytes -= len(old.val)
-	} else {
-		s.memBytes += len(key) + entryOverhead
+// putLocked caches val under key (nil: deleted), dirty if it is yet to be
+// written, and returns the key's entry.
+func (s *store) putLocked(key string, val []byte, dirty bool) *entry {
+	e, ok := s.mem[key]
+	if !ok {
+		e = s.addLocked(key)
 	}
-	if e.dirty && (!ok || !old.dirty) {
-		s.dirty = append(s.dirty, key)
-	}
+	s.setLocked(e, val, dirty)
+	return e
+}
+
+// addLocked caches key, absent and clean.
+func (s *store) addLocked(key string) *entry {
+	e := &entry{key: key}
 	s.mem[key] = e
-	s.memBytes += len(e.val)
+	s.memBytes += len(key) + entryOverhead
+	return e
+}
+
+// setLocked gives e the value val (nil: deleted). An entry once dirty
+// stays dirty until it is written: only then does it leave s.dirty.
+func (s *store) setLocked(e *entry, val []byte, dirty bool) {
+	s.memBytes += len(val) - len(e.val)
+	if dirty && !e.dirty {
+		s.dirty = append(s.dirty, e)
+	}
+	e.val, e.deleted, e.lent = val, val == nil, false
+	e.dirty = e.dirty || dirty
 }
 
 func (s *store) GetOffset(def int64) (int64, error) {
@@ -396,15 +419,14 @@ func (s *store) batchLocked(max int) (*leveldb.Batch, int) {
 	}
 	b := s.batch
 	b.Reset()
-	for _, k := range chunk {
-		e := s.mem[k]
+	for i, e := range chunk {
 		if e.deleted {
-			b.Delete([]byte(k))
+			b.Delete([]byte(e.key))
 		} else {
-			b.Put([]byte(k), e.val)
+			b.Put([]byte(e.key), e.val) // copied: the batch holds no reference to e.val
 		}
 		e.dirty = false
-		s.mem[k] = e
+		chunk[i] = nil
 	}
 	// Keys dirtied later are appended after what is left.
 	s.dirty = s.dirty[len(chunk):]
@@ -435,13 +457,24 @@ func (s *store) applyChangelog(recs []*kgo.Record) error {
 		if s.err != nil {
 			return s.err
 		}
-		e := entry{dirty: true, deleted: r.Value == nil}
-		if !e.deleted { // a copy: r.Value shares the fetch's buffer
-			e.val = make([]byte, len(r.Value))
-			copy(e.val, r.Value)
+		// One map lookup, and no key allocated for a key already cached.
+		e, ok := s.mem[string(r.Key)]
+		if !ok {
+			e = s.addLocked(string(r.Key))
+		}
+		var v []byte
+		if r.Value != nil { // a copy: r.Value shares the fetch's buffer
+			// The cached value is overwritten if it fits: nothing can hold it
+			// (Get did not return it, and a write-back batch copies it).
+			if e.val != nil && !e.lent && cap(e.val) >= len(r.Value) {
+				v = e.val[:len(r.Value)]
+			} else {
+				v = make([]byte, len(r.Value))
+			}
+			copy(v, r.Value)
 		}
 		s.gen++
-		s.putLocked(string(r.Key), e)
+		s.setLocked(e, v, true)
 		s.offset, s.hasOffset, s.offDirty = r.Offset, true, true
 		if _, due := s.dueLocked(); due {
 			if err := s.flushLocked(); err != nil {

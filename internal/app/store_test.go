@@ -14,6 +14,7 @@ import (
 
 	gokastorage "github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func openStore(t *testing.T, dir string, cacheBytes int) *store {
@@ -250,6 +251,65 @@ func TestStoreReplayBudget(t *testing.T) {
 	}
 	if _, err := s2.db.Get([]byte("usr_00000"), nil); err != nil {
 		t.Fatalf("a replay beyond its budget never wrote back: %v", err)
+	}
+}
+
+// TestStoreReplayOverwritesInPlace: a replayed record of a cached key
+// overwrites the cached value where it fits, without allocating, but never
+// a value Get returned; tombstones and empty values keep their meaning; the
+// last value of each key is what LevelDB holds after the replay.
+func TestStoreReplayOverwritesInPlace(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, 1<<20)
+	off := int64(0)
+	apply := func(key string, val []byte) {
+		t.Helper()
+		if err := s.applyChangelog([]*kgo.Record{{Key: []byte(key), Value: val, Offset: off}}); err != nil {
+			t.Fatal(err)
+		}
+		off++
+	}
+	apply("a", []byte("a first, long value"))
+	lent, err := s.Get("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply("a", []byte("second"))
+	if string(lent) != "a first, long value" {
+		t.Fatalf("a value Get returned changed to %q when its key was replayed", lent)
+	}
+	for _, v := range [][]byte{[]byte("third value"), []byte("4th"), nil, {}, []byte("sixth")} {
+		apply("a", v)
+		apply("b", v)
+	}
+	recs := []*kgo.Record{{Key: []byte("b"), Value: []byte("seven"), Offset: off}}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := s.applyChangelog(recs); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("replaying a cached key with a value that fits allocated %.1f times per record; want 0", n)
+	}
+	apply("c", nil)
+	apply("d", []byte{})
+	if err := s.MarkRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": "sixth", "b": "seven", "d": ""}
+	for _, k := range []string{"a", "b", "c", "d"} {
+		v, err := s.Get(k)
+		w, ok := want[k]
+		if err != nil || (v != nil) != ok || string(v) != w {
+			t.Errorf("cached %s = %q (present %v), %v; want %q (present %v)", k, v, v != nil, err, w, ok)
+		}
+	}
+	g := closeIntoGoka(t, s, dir)
+	for _, k := range []string{"a", "b", "c", "d"} {
+		v, err := g.Get(k)
+		w, ok := want[k]
+		if err != nil || (v != nil) != ok || string(v) != w {
+			t.Errorf("LevelDB %s = %q (present %v), %v; want %q (present %v)", k, v, v != nil, err, w, ok)
+		}
 	}
 }
 
@@ -547,7 +607,7 @@ func TestStoreBatchesTheOffsetLast(t *testing.T) {
 		s.written.Wait()
 	}
 	set := func(k string, off int64) {
-		s.putLocked(k, entry{val: []byte(k), dirty: true}) // appends k to s.dirty
+		s.putLocked(k, []byte(k), true) // appends k's entry to s.dirty
 		s.offset, s.hasOffset, s.offDirty = off, true, true
 	}
 	for i := range 5 {
