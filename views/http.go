@@ -138,7 +138,7 @@ func (s *Service) getUser(w http.ResponseWriter, r *http.Request) {
 	}
 	ws := s.cfg.Rules.Windows(*st)
 	recent := s.alerts.Recent(id, 20)
-	out := UserJSON{UserID: id, Windows: []WindowJSON{}, Alerts: recent,
+	out := UserJSON{UserID: id, Windows: make([]WindowJSON, 0, len(ws)), Alerts: recent,
 		Risk: Score(s.cfg.Rules, ws, recent)}
 	for _, w := range ws {
 		c := w.Countries

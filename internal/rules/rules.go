@@ -363,7 +363,7 @@ func (c *Config) evalTumbling(st *State, userID string, ev Event) []Alert {
 	if !c.mayCross(st.Events, start, end, false, ev.Currency) {
 		return nil
 	}
-	agg := c.aggregate(st.Events, start, end, false)
+	agg := c.aggregate(st.Events, start, end, false, c.MaxAlertTxnIDs)
 	var alerts []Alert
 	for _, r := range [...]Rule{RuleVelocity, RuleAmount, RuleCountries} {
 		thr, hit := c.crosses(r, agg.count, agg.totals[ev.Currency], len(agg.countries), ev.Currency)
@@ -404,7 +404,7 @@ func (c *Config) evalSliding(st *State, userID string, ev Event, pos int) []Aler
 		if !c.mayCross(st.Events, t-size, t, true, ev.Currency) {
 			continue
 		}
-		agg := c.aggregate(st.Events, t-size, t, true)
+		agg := c.aggregate(st.Events, t-size, t, true, c.MaxAlertTxnIDs)
 		for _, r := range [...]Rule{RuleVelocity, RuleAmount, RuleCountries} {
 			thr, hit := c.crosses(r, agg.count, agg.totals[ev.Currency], len(agg.countries), ev.Currency)
 			if !hit || firedSliding(st.Fired, r, t, size) {
@@ -512,8 +512,9 @@ type aggregate struct {
 	first, last int64
 }
 
-// aggregate sums the events in [start, end), or (start, end] when openStart.
-func (c *Config) aggregate(events []Event, start, end int64, openStart bool) aggregate {
+// aggregate sums the events in [start, end), or (start, end] when openStart,
+// and lists the ids of the first maxIDs.
+func (c *Config) aggregate(events []Event, start, end int64, openStart bool, maxIDs int) aggregate {
 	a := aggregate{totals: map[string]float64{}}
 	for i := c.lowerBound(events, start, openStart); i < len(events); i++ {
 		e := &events[i]
@@ -530,7 +531,7 @@ func (c *Config) aggregate(events []Event, start, end int64, openStart bool) agg
 		if e.Country != "" && !contains(a.countries, e.Country) {
 			a.countries = append(a.countries, e.Country)
 		}
-		if len(a.ids) < c.MaxAlertTxnIDs {
+		if len(a.ids) < maxIDs {
 			a.ids = append(a.ids, e.ID)
 		}
 	}
@@ -605,14 +606,20 @@ func (c *Config) Windows(st State) []Window {
 		return nil
 	}
 	if c.Mode == Sliding {
-		a := c.aggregate(st.Events, st.StreamTime-int64(c.Size), st.StreamTime, true)
+		a := c.aggregate(st.Events, st.StreamTime-int64(c.Size), st.StreamTime, true, 0)
 		return []Window{a.window(st.StreamTime-int64(c.Size), st.StreamTime)}
 	}
-	var ws []Window
+	n, last := 0, int64(0) // the windows: events are in time order
+	for i := range st.Events {
+		if start := c.TumblingStart(st.Events[i].Time); i == 0 || start != last {
+			n, last = n+1, start
+		}
+	}
+	ws := make([]Window, 0, n)
 	for i := 0; i < len(st.Events); {
 		start := c.TumblingStart(st.Events[i].Time)
 		end := start + int64(c.Size)
-		a := c.aggregate(st.Events[i:], start, end, false)
+		a := c.aggregate(st.Events[i:], start, end, false, 0)
 		ws = append(ws, a.window(start, end))
 		i += a.count
 	}

@@ -328,7 +328,7 @@ func TestMayCrossAgreesWithAggregate(t *testing.T) {
 		end := start + int64(c.Size)
 		open := rng.IntN(2) == 0
 		cur := currencies[rng.IntN(len(currencies))]
-		a := c.aggregate(events, start, end, open)
+		a := c.aggregate(events, start, end, open, c.MaxAlertTxnIDs)
 		want := false
 		for _, r := range []Rule{RuleVelocity, RuleAmount, RuleCountries} {
 			if _, hit := c.crosses(r, a.count, a.totals[cur], len(a.countries), cur); hit {
