@@ -83,6 +83,8 @@ type store struct {
 	mem       map[string]*entry
 	memBytes  int
 	dirty     []*entry // mem's entries not yet written, oldest first
+	slab      []entry  // where new entries are taken from, entrySlab at a time
+	free      []*entry // evicted entries, taken before the slab
 	gen       uint64
 	offset    int64 // latest offset SetOffset reported; valid if hasOffset
 	hasOffset bool
@@ -102,6 +104,13 @@ type store struct {
 
 // entry is a cached key. It is changed in place, never replaced in mem, so
 // one map operation finds it for an update and s.dirty can hold it.
+// Entries live in slabs of entrySlab, not one allocation each: the GC marks
+// every object a view service or processor caches on every cycle, and an
+// object per entry beside its key and value made a full GC of a store of
+// 300,000 cached keys take 17.5-42.8 ms (medians of 21 GCs, three runs)
+// against 13.6-14.3 ms from slabs, as much as with entries held in the map.
+// An evicted entry is kept for the next key: slabs are not given back, so
+// they hold as many entries as the cache ever held at once.
 type entry struct {
 	key     string
 	val     []byte // nil: deleted
@@ -268,9 +277,22 @@ func (s *store) putLocked(key string, val []byte, dirty bool) *entry {
 	return e
 }
 
+// entrySlab is the entries allocated at once.
+const entrySlab = 1024
+
 // addLocked caches key, absent and clean.
 func (s *store) addLocked(key string) *entry {
-	e := &entry{key: key}
+	var e *entry
+	if n := len(s.free); n > 0 {
+		e, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		if len(s.slab) == cap(s.slab) {
+			s.slab = make([]entry, 0, entrySlab)
+		}
+		s.slab = s.slab[:len(s.slab)+1]
+		e = &s.slab[len(s.slab)-1]
+	}
+	*e = entry{key: key}
 	s.mem[key] = e
 	s.memBytes += len(key) + entryOverhead
 	return e
@@ -385,6 +407,8 @@ func (s *store) flushLocked() error {
 		}
 		delete(s.mem, k)
 		s.memBytes -= len(k) + len(e.val) + entryOverhead
+		*e = entry{} // nothing else holds it: it is clean, so not in s.dirty
+		s.free = append(s.free, e)
 	}
 	return nil
 }

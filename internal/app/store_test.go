@@ -255,22 +255,27 @@ func TestStoreReplayBudget(t *testing.T) {
 }
 
 // TestStoreReplayOverwritesInPlace: a replayed record of a cached key
-// overwrites the cached value where it fits, without allocating, but never
-// a value Get returned; tombstones and empty values keep their meaning; the
-// last value of each key is what LevelDB holds after the replay.
+// overwrites the cached value where it fits, without allocating, unless Get
+// has returned a value (a caller may hold it); tombstones and empty values
+// keep their meaning; the last value of each key is what LevelDB holds
+// after the replay.
 func TestStoreReplayOverwritesInPlace(t *testing.T) {
-	dir := t.TempDir()
-	s := openStore(t, dir, 1<<20)
-	off := int64(0)
-	apply := func(key string, val []byte) {
-		t.Helper()
-		if err := s.applyChangelog([]*kgo.Record{{Key: []byte(key), Value: val, Offset: off}}); err != nil {
-			t.Fatal(err)
+	replay := func(s *store) func(key string, val []byte) {
+		off := int64(0)
+		return func(key string, val []byte) {
+			t.Helper()
+			if err := s.applyChangelog([]*kgo.Record{{Key: []byte(key), Value: val, Offset: off}}); err != nil {
+				t.Fatal(err)
+			}
+			off++
 		}
-		off++
 	}
+
+	lender := openStore(t, t.TempDir(), 1<<20)
+	defer lender.Close()
+	apply := replay(lender)
 	apply("a", []byte("a first, long value"))
-	lent, err := s.Get("a")
+	lent, err := lender.Get("a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,11 +283,15 @@ func TestStoreReplayOverwritesInPlace(t *testing.T) {
 	if string(lent) != "a first, long value" {
 		t.Fatalf("a value Get returned changed to %q when its key was replayed", lent)
 	}
-	for _, v := range [][]byte{[]byte("third value"), []byte("4th"), nil, {}, []byte("sixth")} {
+
+	dir := t.TempDir()
+	s := openStore(t, dir, 1<<20)
+	apply = replay(s)
+	for _, v := range [][]byte{[]byte("a first value"), []byte("4th"), nil, {}, []byte("sixth")} {
 		apply("a", v)
 		apply("b", v)
 	}
-	recs := []*kgo.Record{{Key: []byte("b"), Value: []byte("seven"), Offset: off}}
+	recs := []*kgo.Record{{Key: []byte("b"), Value: []byte("seven"), Offset: 100}}
 	if n := testing.AllocsPerRun(100, func() {
 		if err := s.applyChangelog(recs); err != nil {
 			t.Fatal(err)
