@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -98,7 +99,60 @@ func Create(ctx context.Context, adm *kadm.Client, s Spec) (Created, error) {
 			errs = append(errs, fmt.Errorf("topics: creating %q: %w (%s)", t.name, resp.Err, resp.ErrMessage))
 		}
 	}
-	return out, errors.Join(errs...)
+	if len(errs) > 0 {
+		return out, errors.Join(errs...)
+	}
+	names := Names()
+	return out, awaitVisible(ctx, func(ctx context.Context) (kadm.TopicDetails, error) { return adm.ListTopics(ctx, names...) }, names)
+}
+
+// How long and how often Create polls the metadata for the topics it made.
+const (
+	visibleWait = 30 * time.Second
+	visiblePoll = 100 * time.Millisecond
+)
+
+// awaitVisible polls list until every topic of names is listed with every
+// partition led. Kafka answers CreateTopics once its controller holds the
+// topics, and a broker's metadata can lag behind it: a processor started
+// right after the topics were created on a fresh Kafka 4.4 found the table
+// topic missing and stopped.
+func awaitVisible(ctx context.Context, list func(context.Context) (kadm.TopicDetails, error), names []string) error {
+	ctx, cancel := context.WithTimeout(ctx, visibleWait)
+	defer cancel()
+	for {
+		md, err := list(ctx)
+		if err == nil {
+			var pending []string
+			for _, n := range names {
+				if !visible(md[n]) {
+					pending = append(pending, n)
+				}
+			}
+			if len(pending) == 0 {
+				return nil
+			}
+			err = fmt.Errorf("not yet in the brokers' metadata with a leader for every partition: %s", strings.Join(pending, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topics: created, but %w (%w)", err, ctx.Err())
+		case <-time.After(visiblePoll):
+		}
+	}
+}
+
+// visible: the topic is listed, and every partition has a leader.
+func visible(d kadm.TopicDetail) bool {
+	if d.Err != nil || len(d.Partitions) == 0 {
+		return false
+	}
+	for _, p := range d.Partitions {
+		if p.Err != nil || p.Leader < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrMissing is returned by Check and CheckInput when topics do not exist.
