@@ -46,7 +46,10 @@ func BenchmarkRoutedRoundTrip(b *testing.B) {
 	b.ReportAllocs()
 	var out Routed
 	for b.Loop() {
-		enc := AppendRouted(nil, &r)
+		enc, err := RoutedCodec{}.Encode(&r)
+		if err != nil {
+			b.Fatal(err)
+		}
 		if err := DecodeRouted(enc, &out); err != nil {
 			b.Fatal(err)
 		}

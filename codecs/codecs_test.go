@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +149,20 @@ func TestRoutedRoundTrip(t *testing.T) {
 	out, err := RoutedCodec{}.Decode(b)
 	if err != nil || !reflect.DeepEqual(&in, out) {
 		t.Fatalf("round trip: %v\n in %+v\nout %+v", err, in, out)
+	}
+	// Encode sizes its buffer once, however long the fields are.
+	long := sampleRouted()
+	long.Offset, long.RecordTime, long.Partition = -1<<62, 1<<62, -1<<30
+	long.Txn.TransactionID = strings.Repeat("t", 200)
+	long.Txn.Merchant = strings.Repeat("m", 70000)
+	long.Original = bytes.Repeat([]byte("o"), 1<<16)
+	for _, r := range []*Routed{&in, &long} {
+		if n := testing.AllocsPerRun(20, func() { _, _ = RoutedCodec{}.Encode(r) }); n != 1 {
+			t.Errorf("Encode of %d original bytes allocated %.1f times; want 1", len(r.Original), n)
+		}
+		if b, _ := (RoutedCodec{}).Encode(r); len(b) > routedSize(r) || cap(b) != routedSize(r) {
+			t.Errorf("Encode wrote %d bytes into a buffer of %d; routedSize is %d", len(b), cap(b), routedSize(r))
+		}
 	}
 }
 
