@@ -3,6 +3,7 @@ package kafka
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func TestPartitionersAgree(t *testing.T) {
 }
 
 func TestOrderedCommitsWaitForEarlierRecords(t *testing.T) {
-	p := &pending{done: map[int64]bool{}}
+	p := &pending{}
 	for _, o := range []int64{10, 11, 13, 14} { // 12 was compacted away: offsets need not be contiguous
 		p.delivered(o)
 	}
@@ -62,14 +63,58 @@ func TestOrderedCommitsWaitForEarlierRecords(t *testing.T) {
 	}{
 		{11, 0, false}, // 10 still in flight
 		{14, 0, false},
+		{12, 0, false}, // never delivered
+		{11, 0, false}, // finished twice
 		{10, 12, true}, // 10 and 11 done: commit up to 11
+		{10, 0, false}, // behind the committed prefix
 		{13, 15, true}, // 13 and 14 done
+		{15, 0, false},
 	}
 	for i, s := range steps {
 		next, ok := p.finished(s.finished)
 		if ok != s.ok || (ok && next != s.next) {
 			t.Fatalf("step %d: finished(%d) = %d, %v; want %d, %v", i, s.finished, next, ok, s.next, s.ok)
 		}
+	}
+}
+
+// Records finished out of order over many compactions of the queue commit
+// exactly the finished prefix, every time it grows.
+func TestOrderedCommitsOutOfOrder(t *testing.T) {
+	p := &pending{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var offs []int64
+	for o := int64(0); len(offs) < 20000; o += 1 + rng.Int64N(3) {
+		offs = append(offs, o)
+	}
+	isDone := map[int64]bool{}
+	committed, ci := int64(0), 0                      // offs[ci] is the first offset not committed
+	for start := 0; start < len(offs); start += 500 { // deliver a batch, finish it shuffled
+		batch := offs[start:min(start+500, len(offs))]
+		for _, o := range batch {
+			p.delivered(o)
+		}
+		order := slices.Clone(batch)
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, o := range order {
+			isDone[o] = true
+			want := committed // the first unfinished delivered offset bounds the commit
+			for ci < len(offs) && isDone[offs[ci]] {
+				want = offs[ci] + 1
+				ci++
+			}
+			next, ok := p.finished(o)
+			if ok != (want != committed) || ok && next != want {
+				t.Fatalf("finished(%d) = %d, %v; want %d (committed %d)", o, next, ok, want, committed)
+			}
+			committed = want
+		}
+	}
+	if last := offs[len(offs)-1] + 1; committed != last {
+		t.Fatalf("committed %d at the end, want %d", committed, last)
+	}
+	if len(p.queue) > 1024+500 {
+		t.Fatalf("queue kept %d offsets after all finished", len(p.queue))
 	}
 }
 

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/IBM/sarama"
@@ -52,7 +53,9 @@ func (h *orderedHandler) Cleanup(s sarama.ConsumerGroupSession) error {
 func (h *orderedHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
 	os := h.session(s)
 	p := os.partition(c.Topic(), c.Partition())
-	out := make(chan *sarama.ConsumerMessage)
+	// Buffered like sarama's own channel: with a hand-over per record the
+	// forwarder and goka's reader woke each other for every record.
+	out := make(chan *sarama.ConsumerMessage, forwardBuffer)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	stop := make(chan struct{})
@@ -66,7 +69,9 @@ func (h *orderedHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Co
 					return
 				}
 				// Register before handing over: the record can be marked
-				// only after it was delivered.
+				// only after it was delivered. A record still in out when
+				// the claim ends stays registered and unfinished, so no
+				// commit passes it.
 				p.delivered(m.Offset)
 				select {
 				case out <- m:
@@ -83,6 +88,9 @@ func (h *orderedHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Co
 	wg.Wait()
 	return err
 }
+
+// forwardBuffer is how many delivered records wait for goka's reader.
+const forwardBuffer = 256
 
 type orderedClaim struct {
 	sarama.ConsumerGroupClaim
@@ -108,7 +116,7 @@ func (s *orderedSession) partition(topic string, partition int32) *pending {
 	tp := topicPartition{topic, partition}
 	p := s.parts[tp]
 	if p == nil {
-		p = &pending{done: map[int64]bool{}}
+		p = &pending{}
 		s.parts[tp] = p
 	}
 	return p
@@ -126,37 +134,46 @@ func (s *orderedSession) MarkMessage(msg *sarama.ConsumerMessage, metadata strin
 	s.MarkOffset(msg.Topic, msg.Partition, msg.Offset+1, metadata)
 }
 
-// pending is the queue of delivered, not yet committable offsets of one partition.
+// pending is the queue of delivered, not yet committable offsets of one
+// partition. A claim delivers a partition's records in offset order, so the
+// queue is sorted and a finished offset is found by binary search.
 type pending struct {
 	mu    sync.Mutex
-	queue []int64 // delivered offsets in delivery order
-	head  int
-	done  map[int64]bool
+	queue []int64 // delivered offsets in delivery (ascending) order
+	done  []bool  // done[i]: queue[i] finished
+	head  int     // queue[:head] is committable and was reported
 }
 
 func (p *pending) delivered(off int64) {
 	p.mu.Lock()
 	p.queue = append(p.queue, off)
+	p.done = append(p.done, false)
 	p.mu.Unlock()
 }
 
 // finished records off as done and returns the next offset to commit when
-// the finished prefix grew.
+// the finished prefix grew. An offset that was never delivered, or is
+// already behind the prefix, changes nothing.
 func (p *pending) finished(off int64) (int64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.done[off] = true
-	var last int64
-	advanced := false
-	for p.head < len(p.queue) && p.done[p.queue[p.head]] {
-		last = p.queue[p.head]
-		delete(p.done, last)
+	q := p.queue[p.head:]
+	i, found := slices.BinarySearch(q, off)
+	if !found {
+		return 0, false
+	}
+	p.done[p.head+i] = true
+	if i != 0 {
+		return 0, false // an earlier record is still in flight
+	}
+	for p.head < len(p.queue) && p.done[p.head] {
 		p.head++
-		advanced = true
 	}
+	next := p.queue[p.head-1] + 1
 	if p.head > 1024 && p.head*2 > len(p.queue) {
-		p.queue = append(p.queue[:0], p.queue[p.head:]...)
-		p.head = 0
+		n := copy(p.queue, p.queue[p.head:])
+		copy(p.done, p.done[p.head:])
+		p.queue, p.done, p.head = p.queue[:n], p.done[:n], 0
 	}
-	return last + 1, advanced
+	return next, true
 }
