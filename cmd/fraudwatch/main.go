@@ -254,6 +254,14 @@ func setGCPercent(p int) {
 	debug.SetGCPercent(p)
 }
 
+// setServeGC sets a view service's GOGC to a valid --gc-percent; 0 leaves
+// it to the runtime (GOGC from the environment, else Go's 100).
+func setServeGC(p int) {
+	if p > 0 {
+		debug.SetGCPercent(p)
+	}
+}
+
 // parse parses args and returns the logger and the processor config.
 func (p *processFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (*slog.Logger, app.ProcessConfig, error) {
 	if err := parse(fs, args); err != nil {
@@ -417,16 +425,21 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	memory := fs.Bool("memory", false, "keep the view in memory instead (a restart replays the table)")
 	clientID := fs.String("client-id", "fraudwatch-serve", "Kafka client id")
 	token := fs.String("auth-token", "", "require Authorization: Bearer <token> on /v1/* (health and metrics stay open)")
+	gcPercent := fs.Int("gc-percent", 0, "Go's GC percent (GOGC) of this process, 0 for GOGC from the environment, else Go's 100: higher collects less often (a shorter query tail at 100k users) and holds more memory")
 	sec := securityFlags(fs)
 	log, pc, err := pf.parse(fs, args, stderr)
 	if err != nil {
 		return err
+	}
+	if err := gcPercentError(*gcPercent); err != nil {
+		return usageError{err}
 	}
 	c := app.ServeConfig{Brokers: splitList(*brokers), DataDir: *dataDir, Memory: *memory, HTTPAddr: pc.HTTPAddr,
 		ClientID: *clientID, Rules: pc.Rules, AuthToken: *token, Security: *sec, StateCacheMB: pc.StateCacheMB, WriteBufferMB: pc.WriteBufferMB}
 	if err := c.Validate(); err != nil {
 		return usageError{err}
 	}
+	setServeGC(*gcPercent)
 	return app.Serve(ctx, c, newEnv(log))
 }
 
@@ -450,6 +463,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stateCacheMB := fs.Int("state-cache-mb", 0, "fraudwatch's --state-cache-mb for its processor and view service (0: its default)")
 	writeBufferMB := fs.Int("write-buffer-mb", 0, "fraudwatch's --write-buffer-mb for its processor and view service (0: its default)")
 	fetchWait := fs.Duration("fetch-wait", 0, "fraudwatch's --fetch-wait for its processor (0: its default)")
+	serveGC := fs.Int("serve-gc-percent", 0, "fraudwatch's --gc-percent for its view service (0: its default)")
 	producerLinger := fs.Duration("producer-linger", bench.DefaultProducerLinger, "linger of the harness's producer of transactions, as Kafka's producers default to (0: send at once)")
 	repeat := fs.Int("repeat", 1, "run the benchmark this many times (each on a fresh embedded broker) and report the medians")
 	profileDir := fs.String("cpuprofile-dir", "", "write CPU and heap profiles of every child (throughput, latency, restore, queries) here (go tool pprof)")
@@ -464,8 +478,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return usageError{err}
 		}
-		if role == bench.RoleProcess { // as "fraudwatch process" runs; the baseline keeps Go's default
+		switch role { // as "fraudwatch process" and "fraudwatch serve" run; the baseline keeps Go's defaults
+		case bench.RoleProcess:
 			setGCPercent(app.DefaultGCPercent)
+		case bench.RoleServe:
+			setServeGC(*serveGC)
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		return bench.RunChild(ctx, bench.ChildConfig{Role: role, Brokers: splitList(*brokers), DataDir: *dataDir,
@@ -477,7 +494,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
 		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, QueryRate: *queryRate, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
-		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ProducerLinger: *producerLinger, Repeat: *repeat,
+		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ServeGCPercent: *serveGC, ProducerLinger: *producerLinger, Repeat: *repeat,
 		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {
 		c.DataDir = "-" // validated below, replaced by a temporary dir
@@ -533,6 +550,9 @@ func benchSpawner(exe string) bench.Spawner {
 		}
 		if c.FetchWait > 0 {
 			args = append(args, "--fetch-wait", c.FetchWait.String())
+		}
+		if c.GCPercent > 0 {
+			args = append(args, "--serve-gc-percent", strconv.Itoa(c.GCPercent))
 		}
 		return exec.Command(exe, args...)
 	}

@@ -33,12 +33,15 @@ func TestRunUsageErrors(t *testing.T) {
 		{"fetch wait too short", []string{"process", "--brokers", "x", "--data-dir", "d", "--fetch-wait", "100us"}, nil, exitUsage, "--fetch-wait must be between 1ms and 1s"},
 		{"negative restore cache", []string{"process", "--brokers", "x", "--data-dir", "d", "--restore-cache-mb", "-1"}, nil, exitUsage, "--restore-cache-mb must be >= 0"},
 		{"serve cache default", []string{"serve", "--help"}, nil, exitOK, "(default 256)"},
+		{"serve gc percent default", []string{"serve", "--help"}, nil, exitOK, "-gc-percent int"},
+		{"serve negative gc percent", []string{"serve", "--brokers", "x", "--memory", "--gc-percent", "-1"}, nil, exitUsage, "--gc-percent must be >= 0"},
 		{"bad env value", []string{"process"}, map[string]string{"FRAUDWATCH_MAX_SKEW": "soon"}, exitUsage, "FRAUDWATCH_MAX_SKEW"},
 		{"topics needs create", []string{"topics"}, nil, exitUsage, "topics create"},
 		{"produce key", []string{"produce", "--brokers", "x", "--count", "1", "--key", "merchant"}, nil, exitUsage, "--key must be none or user_id"},
 		{"bad rules file", []string{"process", "--brokers", "x", "--data-dir", "d", "--rules", "/nonexistent.yaml"}, nil, exitUsage, "nonexistent.yaml"},
 		{"command help", []string{"alerts", "--help"}, nil, exitOK, "-from-beginning"},
 		{"bench sizes", []string{"bench", "--events", "0", "--clients", "0"}, nil, exitUsage, "--clients must be >= 1"},
+		{"bench serve gc percent", []string{"bench", "--serve-gc-percent", "-1"}, nil, exitUsage, "--serve-gc-percent must be >= 0"},
 		{"bench child role", []string{"bench", "--child", "nope"}, nil, exitUsage, "unknown child role"},
 	}
 	for _, tt := range tests {
@@ -52,6 +55,21 @@ func TestRunUsageErrors(t *testing.T) {
 				t.Fatalf("code %d (want %d), output:\n%s%s\nwant %q", code, tt.code, out.String(), errb.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestSetServeGC: a view service's --gc-percent becomes its GOGC; 0 leaves
+// the runtime's (GOGC from the environment) alone.
+func TestSetServeGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	debug.SetGCPercent(130) // as GOGC=130 in the environment would
+	setServeGC(0)
+	if got := debug.SetGCPercent(130); got != 130 {
+		t.Errorf("--gc-percent 0: GOGC %d, want the environment's 130", got)
+	}
+	setServeGC(400)
+	if got := debug.SetGCPercent(100); got != 400 {
+		t.Errorf("--gc-percent 400: GOGC %d", got)
 	}
 }
 

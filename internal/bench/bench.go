@@ -92,6 +92,9 @@ type Config struct {
 	StateCacheMB, WriteBufferMB int
 	// FetchWait is passed to fraudwatch's processor as --fetch-wait (0: its default).
 	FetchWait time.Duration
+	// ServeGCPercent is passed to fraudwatch's view service as --gc-percent
+	// (0: its default).
+	ServeGCPercent int
 	// Repeat is how many times the whole benchmark runs (>= 1), each on a
 	// fresh embedded broker and data dir; the result is their medians
 	// (Median). More than one needs the embedded broker: every run creates
@@ -151,8 +154,8 @@ func (c Config) Validate() error {
 	if err := app.FetchWaitError(c.FetchWait); err != nil {
 		errs = append(errs, err)
 	}
-	if c.StateCacheMB < 0 || c.WriteBufferMB < 0 {
-		errs = append(errs, errors.New("--state-cache-mb and --write-buffer-mb must be >= 0"))
+	if c.StateCacheMB < 0 || c.WriteBufferMB < 0 || c.ServeGCPercent < 0 {
+		errs = append(errs, errors.New("--state-cache-mb, --write-buffer-mb and --serve-gc-percent must be >= 0"))
 	}
 	if c.LatencyRate < 0 {
 		errs = append(errs, fmt.Errorf("--latency-rate must be >= 0, got %v", c.LatencyRate))
@@ -221,6 +224,7 @@ type figures struct {
 	restoreSeconds, restoreRPS  float64
 	restoreRecords              int64
 	restorePeakRSS              int64       // of the restoring process, until ready
+	queryPeakRSS                int64       // of the view service, start to the end of its queries
 	query                       Percentiles // at the query rate (QueryRate or half of queryRPS)
 	querySaturated              Percentiles // clients back to back
 	queryRPS                    float64     // clients back to back
@@ -490,7 +494,7 @@ func (r *run) lag(ctx context.Context, s side) (input, loop int64, err error) {
 // child is the configuration of a child of role in dir.
 func (r *run) child(role Role, dir string) ChildConfig {
 	return ChildConfig{Role: role, Brokers: r.brokers, DataDir: dir, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB,
-		FetchWait: r.cfg.FetchWait}
+		FetchWait: r.cfg.FetchWait, GCPercent: r.cfg.ServeGCPercent}
 }
 
 func (r *run) caughtUp(ctx context.Context, s side, c *child, what string, total int64) error {
@@ -894,6 +898,7 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 	}
 	f.query = percentiles(all)
 	f.query.RateEPS = rate
+	f.queryPeakRSS = c.usage().PeakRSS
 	r.progress("%s queries at %s requests/s: p50 %.2f ms, p99 %.2f ms, p999 %.2f ms", s.name, commas(int64(rate)), f.query.P50, f.query.P99, f.query.P999)
 	return nil
 }
@@ -1063,6 +1068,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		RestoreSeconds: fw.restoreSeconds, RestoreRecords: fw.restoreRecords, RestoreRPS: fw.restoreRPS,
 		BaselineRestoreSeconds: bl.restoreSeconds, BaselineRestoreRecords: bl.restoreRecords, BaselineRestoreRPS: bl.restoreRPS,
 		RestorePeakRSSBytes: fw.restorePeakRSS, BaselineRestorePeakRSSBytes: bl.restorePeakRSS,
+		QueryPeakRSSBytes: fw.queryPeakRSS, BaselineQueryPeakRSSBytes: bl.queryPeakRSS,
 		ReadySeconds1MUsers: ready(fw), BaselineReadySeconds1MUsers: ready(bl), ReadySeconds1MUsersEstimated: users < 1_000_000,
 		QueryLatencyMS: fw.query, QueryRPS: fw.queryRPS, BaselineQueryLatencyMS: bl.query, BaselineQueryRPS: bl.queryRPS,
 		QuerySaturatedLatencyMS: fw.querySaturated, BaselineQuerySaturatedLatencyMS: bl.querySaturated,
@@ -1071,7 +1077,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		Config: RunInfo{Broker: brokerInfo, Events: r.cfg.Events, Users: r.cfg.Users, BurstUsers: r.burstUsers(),
 			Partitions: r.cfg.Partitions, Clients: r.cfg.Clients, EventBytesAvg: float64(r.bytes) / float64(r.cfg.Events),
 			LatencyEvents: int(fw.latency.RateEPS * r.cfg.LatencyDuration.Seconds()), LatencyWarmupSeconds: r.cfg.LatencyWarmup.Seconds(), QuerySeconds: r.cfg.QueryDuration.Seconds(),
-			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, FetchWaitMS: float64(r.cfg.FetchWait) / 1e6, ProducerLingerMS: float64(r.cfg.ProducerLinger) / 1e6, Baseline: !r.cfg.SkipBaseline, Repeat: 1, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
+			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, FetchWaitMS: float64(r.cfg.FetchWait) / 1e6, ServeGCPercent: r.cfg.ServeGCPercent, ProducerLingerMS: float64(r.cfg.ProducerLinger) / 1e6, Baseline: !r.cfg.SkipBaseline, Repeat: 1, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
 		Machine: machine(),
 	}
 	res.Machine.LoadAvgStart, res.Machine.LoadAvgEnd = r.load, loadAvg()

@@ -86,7 +86,8 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"throughput_eps", "baseline_throughput_eps", "restore_rps", "baseline_restore_rps",
-		"rss_bytes_per_million_users", "cpu_us_per_event", "latency_cpu_us_per_event", "baseline_latency_cpu_us_per_event", "restore_peak_rss_bytes", "baseline_restore_peak_rss_bytes"} {
+		"rss_bytes_per_million_users", "cpu_us_per_event", "latency_cpu_us_per_event", "baseline_latency_cpu_us_per_event", "restore_peak_rss_bytes", "baseline_restore_peak_rss_bytes",
+		"query_peak_rss_bytes", "baseline_query_peak_rss_bytes"} {
 		if v, ok := doc[k].(float64); !ok || !(v > 0) {
 			t.Errorf("%s = %v, want a number > 0", k, doc[k])
 		}

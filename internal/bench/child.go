@@ -59,6 +59,9 @@ type ChildConfig struct {
 	StateCacheMB, WriteBufferMB int
 	// FetchWait is fraudwatch's --fetch-wait (0: its default).
 	FetchWait time.Duration
+	// GCPercent is the --gc-percent of fraudwatch's view service (0: its
+	// default); the command running the child sets it.
+	GCPercent int
 }
 
 // Spawner returns the command that runs a child with c; the benchmark starts

@@ -55,6 +55,11 @@ type Result struct {
 	BaselineReadySeconds1MUsers  float64 `json:"baseline_time_to_ready_1m_users_seconds"`
 	ReadySeconds1MUsersEstimated bool    `json:"time_to_ready_1m_users_estimated"`
 
+	// QueryPeakRSSBytes is the view service's peak RSS, from its start
+	// (recovering the table) to the end of its queries.
+	QueryPeakRSSBytes         int64 `json:"query_peak_rss_bytes"`
+	BaselineQueryPeakRSSBytes int64 `json:"baseline_query_peak_rss_bytes"`
+
 	// QueryLatencyMS is the view service's query latency with the clients
 	// sending at a fixed rate (RateEPS, requests/s: half of QueryRPS unless
 	// --query-rate), from when each request was due.
@@ -112,6 +117,7 @@ type RunInfo struct {
 	StateCacheMB         int     `json:"state_cache_mb,omitempty"`
 	WriteBufferMB        int     `json:"write_buffer_mb,omitempty"`
 	FetchWaitMS          float64 `json:"fetch_wait_ms,omitempty"`
+	ServeGCPercent       int     `json:"serve_gc_percent,omitempty"`
 	ProducerLingerMS     float64 `json:"producer_linger_ms"` // of the harness's transactions producer
 	Baseline             bool    `json:"baseline"`
 	Started              string  `json:"started"`
@@ -195,6 +201,7 @@ func (r *Result) finish() {
 		r.Ratios["query_latency_ms.p50"] = ratio(r.QueryLatencyMS.P50, r.BaselineQueryLatencyMS.P50)
 		r.Ratios["query_latency_ms.p99"] = ratio(r.QueryLatencyMS.P99, r.BaselineQueryLatencyMS.P99)
 		r.Ratios["query_rps"] = ratio(r.QueryRPS, r.BaselineQueryRPS)
+		r.Ratios["query_peak_rss_bytes"] = ratio(float64(r.QueryPeakRSSBytes), float64(r.BaselineQueryPeakRSSBytes))
 		r.Ratios["query_saturated_latency_ms.p50"] = ratio(r.QuerySaturatedLatencyMS.P50, r.BaselineQuerySaturatedLatencyMS.P50)
 		r.Ratios["query_saturated_latency_ms.p99"] = ratio(r.QuerySaturatedLatencyMS.P99, r.BaselineQuerySaturatedLatencyMS.P99)
 		r.Ratios["rss_bytes_per_million_users"] = ratio(r.RSSBytesPerMillionUsers, r.BaselineRSSBytesPerMillionUsers)
@@ -246,8 +253,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if c.Repeat > 1 {
 		fmt.Fprintf(w, "figures and ratios: the medians of %d runs\n", c.Repeat)
 	}
-	if c.StateCacheMB > 0 || c.WriteBufferMB > 0 || c.FetchWaitMS > 0 {
-		fmt.Fprintf(w, "fraudwatch settings: --state-cache-mb %d, --write-buffer-mb %d, --fetch-wait %gms (0: default)\n", c.StateCacheMB, c.WriteBufferMB, c.FetchWaitMS)
+	if c.StateCacheMB > 0 || c.WriteBufferMB > 0 || c.FetchWaitMS > 0 || c.ServeGCPercent > 0 {
+		fmt.Fprintf(w, "fraudwatch settings: --state-cache-mb %d, --write-buffer-mb %d, --fetch-wait %gms, serve --gc-percent %d (0: default)\n", c.StateCacheMB, c.WriteBufferMB, c.FetchWaitMS, c.ServeGCPercent)
 	}
 	fmt.Fprintf(w, "machine: %s, %d cores, %s GiB, %s/%s, %s, load average %.1f at start, %.1f at end\n\n", r.Machine.CPUModel,
 		r.Machine.Cores, strconv.FormatFloat(float64(r.Machine.MemoryBytes)/(1<<30), 'f', 1, 64), r.Machine.OS, r.Machine.Arch,
@@ -289,6 +296,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("query latency p999", f2(r.QueryLatencyMS.P999), f2(r.BaselineQueryLatencyMS.P999), "query_latency_ms.p999", qrate)
 	row("saturated query p50 / p99", f2(r.QuerySaturatedLatencyMS.P50)+" / "+f2(r.QuerySaturatedLatencyMS.P99),
 		f2(r.BaselineQuerySaturatedLatencyMS.P50)+" / "+f2(r.BaselineQuerySaturatedLatencyMS.P99), "query_saturated_latency_ms.p99", "ms, back to back (queued)")
+	row("view service peak RSS", mib(float64(r.QueryPeakRSSBytes)), mib(float64(r.BaselineQueryPeakRSSBytes)), "query_peak_rss_bytes", "MiB, recovery and queries")
 	row("peak RSS per 1M users", mib(r.RSSBytesPerMillionUsers), mib(r.BaselineRSSBytesPerMillionUsers), "rss_bytes_per_million_users",
 		fmt.Sprintf("MiB (peak %s / %s MiB, %s users)", mib(float64(r.PeakRSSBytes)), mib(float64(r.BaselinePeakRSSBytes)), commas(int64(r.UsersHeld))))
 	if err := tw.Flush(); err != nil {
