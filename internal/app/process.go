@@ -129,6 +129,12 @@ func waitError(flag string, d time.Duration) error {
 // as far as the table has users.
 const DefaultServeStateCacheMB = 256
 
+// partitionChannelSize is how many records wait for a partition's callbacks
+// (goka's default is 10): the input and loop readers of a partition fill
+// one channel, and with 10 they stopped and were woken again every few
+// records.
+const partitionChannelSize = 256
+
 // stateCacheBytes is one partition's share of mb MiB (0: def MiB).
 func stateCacheBytes(mb, def int, partitions int32) int {
 	if mb == 0 {
@@ -268,6 +274,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),
 			goka.WithTopicManagerBuilder(opts.TopicManagerBuilder()),
 			goka.WithLogger(kafka.GokaLogger{L: log}),
+			goka.WithPartitionChannelSize(partitionChannelSize),
 		)
 	}
 
