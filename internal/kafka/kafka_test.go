@@ -118,6 +118,24 @@ func TestOrderedCommitsOutOfOrder(t *testing.T) {
 	}
 }
 
+// An offset delivered out of order (sarama never does) still commits in
+// delivery order.
+func TestOrderedCommitsDeliveryOrder(t *testing.T) {
+	p := &pending{}
+	for _, o := range []int64{5, 3, 7} {
+		p.delivered(o)
+	}
+	if _, ok := p.finished(3); ok {
+		t.Fatal("3 committed while 5, delivered before it, is in flight")
+	}
+	if next, ok := p.finished(5); !ok || next != 4 {
+		t.Fatalf("finished(5) = %d, %v; want 4 (up to 3, the last of the finished prefix), true", next, ok)
+	}
+	if next, ok := p.finished(7); !ok || next != 8 {
+		t.Fatalf("finished(7) = %d, %v; want 8, true", next, ok)
+	}
+}
+
 func TestSaramaConfigIsFreshAndSafe(t *testing.T) {
 	o := Options{Brokers: []string{"b"}, ClientID: "x"}
 	a, b := o.Sarama(), o.Sarama()

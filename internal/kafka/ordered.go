@@ -136,7 +136,9 @@ func (s *orderedSession) MarkMessage(msg *sarama.ConsumerMessage, metadata strin
 
 // pending is the queue of delivered, not yet committable offsets of one
 // partition. A claim delivers a partition's records in offset order, so the
-// queue is sorted and a finished offset is found by binary search.
+// queue is sorted and a finished offset is found by binary search (by a scan
+// if it is not there, so that an out-of-order delivery would still commit
+// in delivery order).
 type pending struct {
 	mu    sync.Mutex
 	queue []int64 // delivered offsets in delivery (ascending) order
@@ -159,8 +161,10 @@ func (p *pending) finished(off int64) (int64, bool) {
 	defer p.mu.Unlock()
 	q := p.queue[p.head:]
 	i, found := slices.BinarySearch(q, off)
-	if !found {
-		return 0, false
+	if !found { // not delivered, or (never seen) delivered out of order
+		if i = slices.Index(q, off); i < 0 {
+			return 0, false
+		}
 	}
 	p.done[p.head+i] = true
 	if i != 0 {
