@@ -27,16 +27,17 @@ func Score(c rules.Config, ws []rules.Window, recent []*codecs.AlertRecord) Risk
 	span := func(w rules.Window) string {
 		return time.Unix(0, w.Start).UTC().Format("15:04:05") + "–" + time.Unix(0, w.End).UTC().Format("15:04:05")
 	}
-	consider := func(ratio float64, reason string) {
-		if ratio >= 0.6 {
-			reasons = append(reasons, reason)
-		}
+	// notable records ratio and reports whether it is worth a reason; the
+	// reason is formatted only then (most windows of most users are not).
+	notable := func(ratio float64) bool {
 		best = math.Max(best, ratio)
+		return ratio >= 0.6
 	}
 	for _, w := range ws {
 		if c.Velocity.Enabled {
-			consider(float64(w.NumTxns)/float64(c.Velocity.MaxTxns+1),
-				fmt.Sprintf("%d transactions in window %s (alert above %d)", w.NumTxns, span(w), c.Velocity.MaxTxns))
+			if notable(float64(w.NumTxns) / float64(c.Velocity.MaxTxns+1)) {
+				reasons = append(reasons, fmt.Sprintf("%d transactions in window %s (alert above %d)", w.NumTxns, span(w), c.Velocity.MaxTxns))
+			}
 		}
 		if c.Amount.Enabled {
 			for cur, sum := range w.TotalsByCurrency {
@@ -44,14 +45,15 @@ func Score(c rules.Config, ws []rules.Window, recent []*codecs.AlertRecord) Risk
 				if !ok {
 					thr = c.Amount.Default
 				}
-				if thr > 0 {
-					consider(sum/thr, fmt.Sprintf("%.2f %s spent in window %s (alert above %.2f)", sum, cur, span(w), thr))
+				if thr > 0 && notable(sum/thr) {
+					reasons = append(reasons, fmt.Sprintf("%.2f %s spent in window %s (alert above %.2f)", sum, cur, span(w), thr))
 				}
 			}
 		}
 		if c.Countries.Enabled {
-			consider(float64(len(w.Countries))/float64(c.Countries.Min),
-				fmt.Sprintf("%d countries in window %s (alert at %d)", len(w.Countries), span(w), c.Countries.Min))
+			if notable(float64(len(w.Countries)) / float64(c.Countries.Min)) {
+				reasons = append(reasons, fmt.Sprintf("%d countries in window %s (alert at %d)", len(w.Countries), span(w), c.Countries.Min))
+			}
 		}
 	}
 	for _, a := range recent {

@@ -372,3 +372,25 @@ func TestReplayProgress(t *testing.T) {
 		t.Errorf("after the replay %+v, want initializing (goka has not got the storage yet)", pp)
 	}
 }
+
+// TestScoreFormatsOnlyReasons: every rule is rated on every window, but a
+// reason is written only for a ratio of 0.6 or more; a quiet user's score
+// formats nothing (it allocated for each window and currency before).
+func TestScoreFormatsOnlyReasons(t *testing.T) {
+	c := rules.Default()
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+	quiet := []rules.Window{{Start: start, End: start + int64(time.Minute), NumTxns: 1, Total: 10,
+		TotalsByCurrency: map[string]float64{"USD": 10}, Countries: []string{"US"}}}
+	if allocs := testing.AllocsPerRun(100, func() { Score(c, quiet, nil) }); allocs != 0 {
+		t.Errorf("a quiet user's score allocated %v times, want 0", allocs)
+	}
+	if r := Score(c, quiet, nil); r.Level != "normal" || len(r.Reasons) != 0 || r.Score != 17 {
+		t.Errorf("quiet: %+v, want normal, score 17 (1 of 6 transactions), no reasons", r)
+	}
+	busy := quiet[0]
+	busy.NumTxns = 4 // 4 of the 6 that alert: 67%
+	if r := Score(c, []rules.Window{busy}, nil); r.Level != "elevated" || r.Score != 67 || len(r.Reasons) != 1 ||
+		!strings.HasPrefix(r.Reasons[0], "4 transactions in window 12:00:00–12:01:00") {
+		t.Errorf("busy: %+v", r)
+	}
+}
