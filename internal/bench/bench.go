@@ -241,7 +241,7 @@ type run struct {
 	started time.Time
 	load    float64 // load average at the start
 	// clock is the event time of the latest event produced: every latency
-	// run goes on from it (see eventTimes).
+	// run goes on from it (see nextEventTime).
 	clock time.Time
 }
 
@@ -415,7 +415,7 @@ func (r *run) preProduce(ctx context.Context) error {
 	// on average (at most a day back): normal users stay under the velocity
 	// threshold and alerts come from the bursts, as in the seed data. They
 	// end latencyHeadroom ago, so that the latency runs go on at the same
-	// pace per user (eventTimes).
+	// pace per user (nextEventTime).
 	span := min(time.Duration(float64(r.cfg.Events)/float64(r.cfg.Users)*float64(time.Minute)), 24*time.Hour)
 	end := time.Now().Add(-latencyHeadroom)
 	base := end.Add(-span)
@@ -456,8 +456,8 @@ func (r *run) preProduce(ctx context.Context) error {
 // user a minute. At 100,000 users that is 6M events.
 const latencyHeadroom = time.Hour
 
-// eventTimes returns the event time of each next event of a latency run: it
-// goes on from r.clock by a minute per user and event, so that a user keeps
+// nextEventTime returns the event time of the next event of a latency run:
+// it goes on from r.clock by a minute per user and event, so that a user keeps
 // making one transaction a minute on average, as in the pre-produced events,
 // but never past now. With event times of now instead, 100,000 users at
 // 41,572 events/s each made 25 a minute: every user crossed the velocity
@@ -467,15 +467,12 @@ const latencyHeadroom = time.Hour
 // CPU-µs per event; with these event times, at 33,236 events/s, 6,415 alerts
 // of which 6,136 from the bursts, p99 124 ms, 28.2 µs).
 // Event times are never behind a user's stream time, so nothing is late.
-func (r *run) eventTimes() func(now time.Time) time.Time {
-	step := time.Minute / time.Duration(r.cfg.Users)
-	return func(now time.Time) time.Time {
-		r.clock = r.clock.Add(step)
-		if r.clock.After(now) {
-			r.clock = now
-		}
-		return r.clock
+func (r *run) nextEventTime(now time.Time) time.Time {
+	r.clock = r.clock.Add(time.Minute / time.Duration(r.cfg.Users))
+	if r.clock.After(now) {
+		r.clock = now
 	}
+	return r.clock
 }
 
 // ticker prints line() every second until the returned stop is called.
@@ -681,7 +678,6 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	gen := generator.New(generator.Config{Users: r.cfg.Users, BurstUsers: 1_000_000, Seed: r.cfg.Seed + uint64(len(s.name))*7919})
 	warm := int(rate * r.cfg.LatencyWarmup.Seconds())
 	n := warm + int(rate*r.cfg.LatencyDuration.Seconds())
-	eventTime := r.eventTimes()
 	begin := time.Now()
 	var perr atomic.Value
 	// The stage histograms as the timed run starts (read aside, so the
@@ -713,7 +709,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 			}
 		}
 		now := time.Now()
-		t := gen.Next(eventTime(now))
+		t := gen.Next(r.nextEventTime(now))
 		v, _ := t.MarshalJSON()
 		if i >= warm && strings.HasPrefix(t.UserID, "usr_burst_") {
 			mu.Lock()

@@ -11,15 +11,16 @@ import (
 func TestEventTimes(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	r := &run{cfg: Config{Users: 1000}, clock: t0}
-	next := r.eventTimes()
+	next := r.nextEventTime
 	far := t0.Add(time.Hour)
 	for i := 1; i <= 3; i++ {
 		if got, want := next(far), t0.Add(time.Duration(i)*60*time.Millisecond); !got.Equal(want) {
 			t.Fatalf("event %d at %v, want %v", i, got, want)
 		}
 	}
-	// A second run goes on where the first stopped.
-	if got, want := r.eventTimes()(far), t0.Add(240*time.Millisecond); !got.Equal(want) {
+	// A second run (the baseline's, after fraudwatch's) goes on where the
+	// first stopped: the clock is the run's, not a latency run's.
+	if got, want := r.nextEventTime(far), t0.Add(240*time.Millisecond); !got.Equal(want) {
 		t.Fatalf("next run's first event at %v, want %v", got, want)
 	}
 	// Never past now, and never backwards.
