@@ -27,6 +27,32 @@ func TestParseTxnSeedShape(t *testing.T) {
 	}
 }
 
+// A flat record's strings share one copy of the value: parsing it allocates
+// once (it was 9 times, one per string and the rest for encoding/json's
+// arguments). A value over maxSharedBytes (whose fields would keep all of it
+// alive) parses to the same fields, and no field aliases the input.
+func TestParseTxnAllocatesOnce(t *testing.T) {
+	v := []byte(seed)
+	if n := testing.AllocsPerRun(100, func() { _, _ = ParseTxn(v, Limits{MaxBytes: DefaultMaxBytes}) }); n != 1 {
+		t.Errorf("ParseTxn of the seed record allocated %v times, want 1", n)
+	}
+	want, err := ParseTxn(v, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := []byte(strings.Replace(seed, `{`, `{"note": "`+strings.Repeat("x", maxSharedBytes)+`", `, 1))
+	got, err := ParseTxn(big, Limits{})
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("a %d-byte record: %+v, %v; want %+v", len(big), got, err, want)
+	}
+	for i := range big {
+		big[i] = 'z' // nothing parsed may alias the input
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the parsed record changed with its input: %+v", got)
+	}
+}
+
 func TestParseTxnReasons(t *testing.T) {
 	tests := []struct {
 		name string
@@ -243,7 +269,8 @@ func TestStateVersion1DropsLoopSources(t *testing.T) {
 func FuzzParseTxnFastPath(f *testing.F) {
 	for _, s := range []string{seed, `{}`, `{"amount":-0}`, `null`, `{"USER_ID":"a"}`, `{"user_id":"a","user_id":"b"}`,
 		`{"user_id":"\u0041"}`, `{"amount":1e400}`, `{"amount":01}`, `{"x":[1,{"y":2}]}`, `{"user_id":"a"} x`,
-		`{"user_id":"\xff"}`, `{"amount":1.}`, `{"currency":"US\u0044"}`, ` {"a":true,"b":false,"c":null} `} {
+		`{"user_id":"\xff"}`, `{"amount":1.}`, `{"currency":"US\u0044"}`, ` {"a":true,"b":false,"c":null} `,
+		strings.Replace(seed, `{`, `{"note": "`+strings.Repeat("x", maxSharedBytes)+`", `, 1)} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

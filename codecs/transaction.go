@@ -104,7 +104,27 @@ type rawTxn struct {
 	Merchant      json.RawMessage `json:"merchant"`
 	Country       json.RawMessage `json:"country"`
 	Timestamp     json.RawMessage `json:"timestamp"`
+
+	// flat, when scanFlat read the value, is all of it as one string, and
+	// start[i] is where field i's value (in the order above) begins in it.
+	flat  string
+	start [7]int
 }
+
+// Indices of rawTxn's fields (see rawTxn.start).
+const (
+	fieldTransactionID = iota
+	fieldUserID
+	fieldAmount
+	fieldCurrency
+	fieldMerchant
+	fieldCountry
+	fieldTimestamp
+)
+
+// maxSharedBytes is the largest value whose string fields share one copy of
+// it: a field of a larger one would keep all of it alive.
+const maxSharedBytes = 1024
 
 // ParseTxn decodes and validates one record value. A non-nil error is always
 // an *Invalid naming the first problem in this order: too_large,
@@ -123,14 +143,25 @@ func parseTxn(b []byte, lim Limits, fast bool) (Txn, error) {
 		return t, invalid(ReasonMalformedJSON, "value is empty")
 	}
 	var r rawTxn
-	str, num := jsonString, jsonFloat
-	if !fast {
-		str = func(raw json.RawMessage, dst *string) error { return json.Unmarshal(raw, dst) }
-		num = func(raw json.RawMessage, dst *float64) error { return json.Unmarshal(raw, dst) }
+	str := func(idx int, dst *string) error {
+		if fast {
+			return r.stringField(idx, dst)
+		}
+		return unmarshalString(r.fieldRaw(idx), dst)
 	}
-	if !fast || !scanFlat(b, &r) {
-		r = rawTxn{}
-		if err := json.Unmarshal(b, &r); err != nil {
+	num := func(raw json.RawMessage, dst *float64) error {
+		if fast {
+			return jsonFloat(raw, dst)
+		}
+		return unmarshalFloat(raw, dst)
+	}
+	if fast && scanFlat(b, &r) {
+		if len(b) <= maxSharedBytes {
+			r.flat = string(b)
+		}
+	} else {
+		var err error
+		if r, err = unmarshalRaw(b); err != nil {
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) && te.Field == "" {
 				return t, invalid(ReasonMalformedJSON, "value is a JSON %s, not an object", te.Value)
@@ -139,18 +170,15 @@ func parseTxn(b []byte, lim Limits, fast bool) (Txn, error) {
 		}
 	}
 	var err error
-	strField := func(name string, raw json.RawMessage, dst *string) {
-		if err != nil || isNull(raw) {
-			return
-		}
-		if uerr := str(raw, dst); uerr != nil {
+	strField := func(name string, idx int, dst *string) {
+		if raw := r.fieldRaw(idx); err == nil && !isNull(raw) && str(idx, dst) != nil {
 			err = invalid(ReasonMalformedJSON, "%s must be a JSON string, got %s", name, clip(raw))
 		}
 	}
-	strField("transaction_id", r.TransactionID, &t.TransactionID)
-	strField("user_id", r.UserID, &t.UserID)
-	strField("merchant", r.Merchant, &t.Merchant)
-	strField("country", r.Country, &t.Country)
+	strField("transaction_id", fieldTransactionID, &t.TransactionID)
+	strField("user_id", fieldUserID, &t.UserID)
+	strField("merchant", fieldMerchant, &t.Merchant)
+	strField("country", fieldCountry, &t.Country)
 	if err != nil {
 		return Txn{}, err
 	}
@@ -179,11 +207,11 @@ func parseTxn(b []byte, lim Limits, fast bool) (Txn, error) {
 	if t.Amount < 0 || math.IsNaN(t.Amount) || math.IsInf(t.Amount, 0) {
 		return Txn{}, invalid(ReasonInvalidAmount, "amount must be >= 0, got %s", clip(r.Amount))
 	}
-	if isNull(r.Currency) || str(r.Currency, &t.Currency) != nil || !isCurrency(t.Currency) {
+	if isNull(r.Currency) || str(fieldCurrency, &t.Currency) != nil || !isCurrency(t.Currency) {
 		return Txn{}, invalid(ReasonInvalidCurrency, "currency must be 3 uppercase letters (ISO 4217), got %s", clipOr(r.Currency, "nothing"))
 	}
 	var ts string
-	if str(r.Timestamp, &ts) != nil {
+	if str(fieldTimestamp, &ts) != nil {
 		return Txn{}, invalid(ReasonInvalidTimestamp, "timestamp must be an RFC 3339 string, got %s", clip(r.Timestamp))
 	}
 	tm, perr := time.Parse(time.RFC3339Nano, ts)
@@ -195,6 +223,29 @@ func parseTxn(b []byte, lim Limits, fast bool) (Txn, error) {
 	}
 	t.Timestamp = tm.UTC()
 	return t, nil
+}
+
+// unmarshalRaw, unmarshalString and unmarshalFloat decode through
+// encoding/json into values of their own, so that what parseTxn decodes into
+// stays on its stack (encoding/json's argument escapes).
+func unmarshalRaw(b []byte) (rawTxn, error) {
+	r := new(rawTxn)
+	err := json.Unmarshal(b, r)
+	return *r, err
+}
+
+func unmarshalString(raw json.RawMessage, dst *string) error {
+	v := new(string)
+	err := json.Unmarshal(raw, v)
+	*dst = *v
+	return err
+}
+
+func unmarshalFloat(raw json.RawMessage, dst *float64) error {
+	v := new(float64)
+	err := json.Unmarshal(raw, v)
+	*dst = *v
+	return err
 }
 
 func isNull(raw json.RawMessage) bool {
