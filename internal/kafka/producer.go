@@ -156,21 +156,44 @@ func (p *producer) Emit(topic, key string, value []byte) *goka.Promise {
 // stores as the table's offset for changelog writes.
 func (p *producer) EmitWithHeaders(topic, key string, value []byte, headers goka.Headers) *goka.Promise {
 	promise, finish := goka.NewPromiseWithFinisher()
-	r := &kgo.Record{Topic: topic, Value: value}
+	e := &emitted{Context: context.Background(), finish: finish}
+	e.rec = kgo.Record{Topic: topic, Value: value, Context: e}
 	if key != "" {
-		r.Key = []byte(key)
+		if len(key) <= len(e.key) {
+			e.rec.Key = append(e.key[:0], key...)
+		} else {
+			e.rec.Key = []byte(key)
+		}
 	}
 	for k, v := range headers {
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: v})
+		e.rec.Headers = append(e.rec.Headers, kgo.RecordHeader{Key: k, Value: v})
 	}
-	p.client(topic).Produce(context.Background(), r, func(r *kgo.Record, err error) {
-		if err != nil {
-			finish(nil, fmt.Errorf("kafka: producing to %s: %w", r.Topic, err))
-			return
-		}
-		finish(&sarama.ProducerMessage{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}, nil)
-	})
+	p.client(topic).Produce(context.Background(), &e.rec, finishEmitted)
 	return promise
+}
+
+// emitted is a record in flight with what its promise needs, in one
+// allocation: the detector produces two records per event (loop and
+// changelog), and a record, its key, a closure and the message handed to
+// goka were four allocations each. The record's Context is the emitted itself
+// (with no deadline and never done, as context.Background), which is how the
+// one callback, finishEmitted, finds it.
+type emitted struct {
+	context.Context
+	rec    kgo.Record
+	msg    sarama.ProducerMessage
+	finish goka.PromiseFinisher
+	key    [48]byte // the key, when it fits
+}
+
+func finishEmitted(r *kgo.Record, err error) {
+	e := r.Context.(*emitted)
+	if err != nil {
+		e.finish(nil, fmt.Errorf("kafka: producing to %s: %w", r.Topic, err))
+		return
+	}
+	e.msg = sarama.ProducerMessage{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}
+	e.finish(&e.msg, nil)
 }
 
 // Close waits for buffered records (up to closeTimeout), then closes the

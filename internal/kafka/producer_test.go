@@ -170,6 +170,78 @@ func TestProducerEmitAfterClose(t *testing.T) {
 	}
 }
 
+// Every key length reaches the topic as it was given, on murmur2(key)'s
+// partition: keys that fit in the record's own buffer and longer ones, and
+// the key of each record is its own (the buffers are not shared), with the
+// offset its promise reported.
+func TestProducerKeys(t *testing.T) {
+	const partitions = 4
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := NewProducer(Options{Brokers: c.ListenAddrs(), ClientID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, n := range []int{1, 7, 47, 48, 49, 300} {
+		for i := range 5 {
+			keys[strings.Repeat(strconv.Itoa(i), n)] = true
+		}
+	}
+	type pos struct {
+		part   int32
+		offset int64
+	}
+	got := make(chan error, len(keys))
+	want := make(map[string]pos, len(keys))
+	var mu sync.Mutex
+	for k := range keys {
+		p.Emit("out", k, []byte("value of "+k)).ThenWithMessage(func(m *sarama.ProducerMessage, err error) {
+			if err == nil {
+				mu.Lock()
+				want[k] = pos{m.Partition, m.Offset}
+				mu.Unlock()
+			}
+			got <- err
+		})
+	}
+	for range keys {
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for seen := 0; seen < len(keys); {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of %d records: %v", seen, len(keys), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			seen++
+			k := string(r.Key)
+			if w, ok := want[k]; !ok || string(r.Value) != "value of "+k || w != (pos{r.Partition, r.Offset}) {
+				t.Errorf("record key %.20q… (%d bytes) value %.30q at %d/%d; emitted: %v at %+v", k, len(k), r.Value, r.Partition, r.Offset, ok, w)
+			}
+			if p := Murmur2Partition(r.Key, partitions); p != r.Partition {
+				t.Errorf("key %.20q… (%d bytes) on partition %d, murmur2 says %d", k, len(k), r.Partition, p)
+			}
+		})
+	}
+}
+
 // goka's default hasher (FNV-1a) would route keys elsewhere than the
 // producer: the builder refuses it.
 func TestProducerRefusesOtherHasher(t *testing.T) {
