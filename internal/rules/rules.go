@@ -360,7 +360,7 @@ func (c *Config) Apply(st *State, userID string, src Source, ev Event) (Outcome,
 func (c *Config) evalTumbling(st *State, userID string, ev Event) []Alert {
 	start := c.TumblingStart(ev.Time)
 	end := start + int64(c.Size)
-	if !c.mayCross(st.Events, start, end, false, ev.Currency) {
+	if !c.mayAlert(st.Events, start, end, false, ev.Currency, func(r Rule) bool { return firedTumbling(st.Fired, r, start) }) {
 		return nil
 	}
 	agg := c.aggregate(st.Events, start, end, false, c.MaxAlertTxnIDs)
@@ -401,7 +401,7 @@ func (c *Config) evalSliding(st *State, userID string, ev Event, pos int) []Aler
 		if i > pos && t == st.Events[i-1].Time {
 			continue
 		}
-		if !c.mayCross(st.Events, t-size, t, true, ev.Currency) {
+		if !c.mayAlert(st.Events, t-size, t, true, ev.Currency, func(r Rule) bool { return firedSliding(st.Fired, r, t, size) }) {
 			continue
 		}
 		agg := c.aggregate(st.Events, t-size, t, true, c.MaxAlertTxnIDs)
@@ -463,12 +463,14 @@ func (c *Config) crosses(r Rule, count int, currencyTotal float64, countries int
 	return 0, false
 }
 
-// mayCross reports whether any rule crosses its threshold in the window of
-// events (as aggregate bounds it), as crosses would on the window's
-// aggregate for currency. It allocates nothing for the usual window of a few
-// countries, so the aggregate (every currency's total, the transaction ids)
-// is built only for a window that may raise an alert: most events raise none.
-func (c *Config) mayCross(events []Event, start, end int64, openStart bool, currency string) bool {
+// mayAlert reports whether a rule that has not fired (fired(r) is false)
+// crosses its threshold in the window of events (as aggregate bounds it), as
+// crosses would on the window's aggregate for currency. It allocates nothing
+// for the usual window of a few countries, so the aggregate (every currency's
+// total, the transaction ids) is built only for a window that raises an
+// alert: most events raise none, and every later event of a burst's window
+// crosses a rule that already fired.
+func (c *Config) mayAlert(events []Event, start, end int64, openStart bool, currency string, fired func(Rule) bool) bool {
 	var buf [8]string
 	countries := buf[:0]
 	count, total := 0, 0.0
@@ -486,7 +488,7 @@ func (c *Config) mayCross(events []Event, start, end int64, openStart bool, curr
 		}
 	}
 	for _, r := range [...]Rule{RuleVelocity, RuleAmount, RuleCountries} {
-		if _, hit := c.crosses(r, count, total, len(countries), currency); hit {
+		if _, hit := c.crosses(r, count, total, len(countries), currency); hit && !fired(r) {
 			return true
 		}
 	}
