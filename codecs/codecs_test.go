@@ -149,6 +149,42 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 }
 
+// States of every size round-trip, with room for one more event; a state of
+// the usual size (up to 2 sources and 4 events) decodes in two allocations,
+// the state with its sources and events and the one copy of its strings.
+func TestStateDecodeRoom(t *testing.T) {
+	for nsrc := range 5 {
+		for nev := range 8 {
+			in := rules.State{Started: true, StreamTime: 1749997800000000000}
+			for i := range nsrc {
+				in.Sources = append(in.Sources, rules.Source{Partition: int32(i), Direct: i%2 == 0, Offset: int64(100 * i)})
+			}
+			for i := range nev {
+				in.Events = append(in.Events, rules.Event{ID: fmt.Sprint("txn_", i), Time: in.StreamTime - int64(nev-i)*1e9,
+					Amount: float64(i), Currency: "USD", Country: "AR"})
+			}
+			b := AppendState(nil, &in)
+			v, err := State{}.Decode(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := v.(*rules.State)
+			if !reflect.DeepEqual(&in, out) {
+				t.Fatalf("%d sources, %d events: round trip\n in %+v\nout %+v", nsrc, nev, in, out)
+			}
+			if nev > 0 && cap(out.Events) <= len(out.Events) {
+				t.Errorf("%d sources, %d events: no room for one more event (cap %d)", nsrc, nev, cap(out.Events))
+			}
+			if nsrc > 2 || nev > 4 {
+				continue
+			}
+			if n := testing.AllocsPerRun(20, func() { _, _ = State{}.Decode(b) }); n != 2 {
+				t.Errorf("%d sources, %d events: Decode allocated %v times, want 2", nsrc, nev, n)
+			}
+		}
+	}
+}
+
 func TestStateRejectsTruncation(t *testing.T) {
 	st := sampleState()
 	b := AppendState(nil, &st)

@@ -30,13 +30,29 @@ func (State) Encode(v any) ([]byte, error) {
 	return nil, fmt.Errorf("codecs: State cannot encode %T", v)
 }
 
-// Decode decodes a *rules.State.
+// Decode decodes a *rules.State. The state and its first sources and events
+// are one allocation (see decodedState).
 func (State) Decode(b []byte) (any, error) {
-	s := new(rules.State)
-	if err := DecodeState(b, s); err != nil {
+	d := new(decodedState)
+	if err := decodeState(b, &d.st, d.sources[:0], d.events[:0]); err != nil {
 		return nil, err
 	}
-	return s, nil
+	return &d.st, nil
+}
+
+// decodedState holds a decoded state with room for its sources and events in
+// the usual numbers: one source per partition the user's records came from
+// (an unkeyed user's records all come through one loop partition) and the
+// few events of a user who pays about once a minute (the windows and grace
+// of the default rules hold three or four), plus one for the event the
+// detector adds. The detector decodes a state for every event, and the
+// state, its sources and its events were three allocations. A state with
+// more sources or events takes slices of its own as before; the room is kept
+// small, since it is wasted then.
+type decodedState struct {
+	st      rules.State
+	sources [2]rules.Source
+	events  [5]rules.Event
 }
 
 // stateSize is at least the encoded size of s.
@@ -79,7 +95,11 @@ func AppendState(b []byte, s *rules.State) []byte {
 }
 
 // DecodeState decodes b into s, replacing its contents.
-func DecodeState(b []byte, s *rules.State) error {
+func DecodeState(b []byte, s *rules.State) error { return decodeState(b, s, nil, nil) }
+
+// decodeState is DecodeState, with the sources and events in the room of
+// sources and events (length 0) when they fit, and in new slices else.
+func decodeState(b []byte, s *rules.State, sources []rules.Source, events []rules.Event) error {
 	r := newStringReader(b)
 	v := r.byte()
 	if r.err == nil && v != stateVersion && v != 1 {
@@ -87,7 +107,11 @@ func DecodeState(b []byte, s *rules.State) error {
 	}
 	*s = rules.State{Started: r.bool(), StreamTime: r.varint()}
 	if n := r.count(3); n > 0 {
-		s.Sources = make([]rules.Source, n)
+		if n <= cap(sources) {
+			s.Sources = sources[:n]
+		} else {
+			s.Sources = make([]rules.Source, n)
+		}
 		for i := range s.Sources {
 			s.Sources[i] = rules.Source{Partition: int32(r.varint()), Direct: r.bool(), Offset: r.varint()}
 		}
@@ -100,7 +124,11 @@ func DecodeState(b []byte, s *rules.State) error {
 	}
 	if n := r.count(12); n > 0 {
 		// Room for one more: the detector decodes a state to add an event.
-		s.Events = make([]rules.Event, n, n+1)
+		if n < cap(events) {
+			s.Events = events[:n]
+		} else {
+			s.Events = make([]rules.Event, n, n+1)
+		}
 		for i := range s.Events {
 			s.Events[i] = rules.Event{ID: r.string(), Time: s.StreamTime - r.varint(), Amount: r.float(),
 				Currency: r.string(), Country: r.string()}
