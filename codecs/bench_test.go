@@ -75,19 +75,25 @@ func BenchmarkParseTxnEncodingJSON(b *testing.B) {
 // holding 3 and 10 events (one every 15 s, all retained, none over a rule).
 func BenchmarkStateCycle(b *testing.B) {
 	c := rules.Default()
-	for _, held := range []int{3, 10} {
+	// 3 and 10 events 15 s apart; 200 events 0.8 s apart, as a user of the
+	// benchmark's bursts holds (its windows have all alerted).
+	for _, shape := range []struct {
+		held  int
+		every time.Duration
+	}{{3, 15 * time.Second}, {10, 15 * time.Second}, {200, 800 * time.Millisecond}} {
+		held := shape.held
 		b.Run(fmt.Sprintf("events=%d", held), func(b *testing.B) {
 			var st rules.State
 			t0 := int64(1749997800000000000)
 			for i := 0; i < held; i++ {
-				c.Apply(&st, "u", rules.Source{Offset: int64(i)}, rules.Event{ID: fmt.Sprint("txn_", i), Time: t0 + int64(i)*int64(15*time.Second),
+				c.Apply(&st, "u", rules.Source{Offset: int64(i)}, rules.Event{ID: fmt.Sprint("txn_", i), Time: t0 + int64(i)*int64(shape.every),
 					Amount: 12.5, Currency: "USD", Country: "AR"})
 			}
 			enc, err := State{}.Encode(&st)
 			if err != nil {
 				b.Fatal(err)
 			}
-			ev := rules.Event{ID: "txn_next", Time: t0 + int64(held)*int64(15*time.Second), Amount: 12.5, Currency: "USD", Country: "AR"}
+			ev := rules.Event{ID: "txn_next", Time: t0 + int64(held-1)*int64(shape.every) + 1, Amount: 12.5, Currency: "USD", Country: "AR"}
 			b.ReportAllocs()
 			for b.Loop() {
 				v, err := State{}.Decode(enc)
@@ -95,7 +101,7 @@ func BenchmarkStateCycle(b *testing.B) {
 					b.Fatal(err)
 				}
 				s := v.(*rules.State)
-				if out, alerts := c.Apply(s, "u", rules.Source{Offset: int64(held)}, ev); out != rules.Counted || len(alerts) > 0 {
+				if out, alerts := c.Apply(s, "u", rules.Source{Offset: int64(held)}, ev); out != rules.Counted || len(alerts) > 0 || len(s.Events) != held+1 {
 					b.Fatalf("%v, %d alerts", out, len(alerts))
 				}
 				if _, err := (State{}).Encode(s); err != nil {

@@ -4,12 +4,19 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 )
 
 // errShort is returned by the binary decoders for truncated or corrupt input.
 var errShort = errors.New("codecs: truncated or corrupt binary value")
 
 type writer struct{ b []byte }
+
+// uvarintLen, varintLen and stringLen are the sizes writer.uvarint,
+// writer.varint and writer.string write.
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+func varintLen(v int64) int   { return uvarintLen(uint64(v)<<1 ^ uint64(v>>63)) }
+func stringLen(s string) int  { return uvarintLen(uint64(len(s))) + len(s) }
 
 func (w *writer) byte(v byte)      { w.b = append(w.b, v) }
 func (w *writer) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -181,6 +182,39 @@ func TestStateDecodeRoom(t *testing.T) {
 			if n := testing.AllocsPerRun(20, func() { _, _ = State{}.Decode(b) }); n != 2 {
 				t.Errorf("%d sources, %d events: Decode allocated %v times, want 2", nsrc, nev, n)
 			}
+		}
+	}
+}
+
+// Encode allocates exactly the state's encoded size, for states of random
+// shapes and values at the edges of every varint width.
+func TestStateSizeExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	edge := []int64{0, 1, -1, 63, 64, -64, -65, 1 << 20, -1 << 40, math.MaxInt64, math.MinInt64}
+	pick := func() int64 {
+		if rng.IntN(2) == 0 {
+			return edge[rng.IntN(len(edge))]
+		}
+		return rng.Int64() >> rng.IntN(64)
+	}
+	for i := range 2000 {
+		st := rules.State{Started: i%2 == 0, StreamTime: pick()}
+		for range rng.IntN(5) {
+			st.Sources = append(st.Sources, rules.Source{Partition: int32(pick()), Direct: rng.IntN(2) == 0, Offset: pick()})
+		}
+		for range rng.IntN(300) {
+			st.Events = append(st.Events, rules.Event{ID: strings.Repeat("i", rng.IntN(200)), Time: pick(), Amount: 1,
+				Currency: "USD", Country: strings.Repeat("c", rng.IntN(3))})
+		}
+		for range rng.IntN(3) {
+			st.Fired = append(st.Fired, rules.Fired{Rule: rules.RuleVelocity, Start: pick(), End: pick()})
+		}
+		b, err := State{}.Encode(&st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != stateSize(&st) || cap(b) != len(b) {
+			t.Fatalf("state %d: encoded %d bytes in a buffer of %d; stateSize says %d", i, len(b), cap(b), stateSize(&st))
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package codecs
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -55,12 +54,21 @@ type decodedState struct {
 	events  [5]rules.Event
 }
 
-// stateSize is at least the encoded size of s.
+// stateSize is the encoded size of s, so that Encode allocates what it
+// writes: a bound of the widest varints was twice the size of a state of
+// many events, and a heavy user's state is encoded for every event.
 func stateSize(s *rules.State) int {
-	n := 1 + 1 + binary.MaxVarintLen64 + 3*binary.MaxVarintLen64 + len(s.Sources)*(2*binary.MaxVarintLen64+1) +
-		len(s.Fired)*(1+2*binary.MaxVarintLen64)
+	n := 1 + 1 + varintLen(s.StreamTime) + uvarintLen(uint64(len(s.Sources)))
+	for _, src := range s.Sources {
+		n += varintLen(int64(src.Partition)) + 1 + varintLen(src.Offset)
+	}
+	n += uvarintLen(uint64(len(s.Events)))
 	for _, e := range s.Events {
-		n += 3*binary.MaxVarintLen64 + len(e.ID) + len(e.Currency) + len(e.Country) + binary.MaxVarintLen64 + 8
+		n += stringLen(e.ID) + varintLen(s.StreamTime-e.Time) + 8 + stringLen(e.Currency) + stringLen(e.Country)
+	}
+	n += uvarintLen(uint64(len(s.Fired)))
+	for _, f := range s.Fired {
+		n += 1 + varintLen(s.StreamTime-f.Start) + varintLen(f.End-f.Start)
 	}
 	return n
 }
