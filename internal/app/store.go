@@ -92,11 +92,14 @@ type store struct {
 	lastFlush time.Time
 	err       error // a failed flush; sticky
 	opened    bool
-	replaying bool       // before MarkRecovered: write back only when the cache is full
-	writing   bool       // a batch is being written, outside mu
-	written   *sync.Cond // on mu: signalled when a batch write ends
-	kick      chan struct{}
-	batch     *leveldb.Batch // reused by every write-back (one is written at a time)
+	replaying bool // before MarkRecovered: write back only when the cache is full
+	// keepSets: once recovered, Set keeps the value it is given instead of
+	// a copy (see keepSetValues).
+	keepSets bool
+	writing  bool       // a batch is being written, outside mu
+	written  *sync.Cond // on mu: signalled when a batch write ends
+	kick     chan struct{}
+	batch    *leveldb.Batch // reused by every write-back (one is written at a time)
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -116,7 +119,7 @@ type entry struct {
 	val     []byte // nil: deleted
 	dirty   bool   // in s.dirty: yet to be written
 	deleted bool
-	lent    bool // val was returned by Get: it is the caller's to read, never to be overwritten
+	lent    bool // val was returned by Get, or kept from Set: others may read it, so it is never overwritten
 }
 
 func newStore(db *leveldb.DB, cacheBytes, replayBytes int) *store {
@@ -220,25 +223,31 @@ func (s *store) Get(key string) ([]byte, error) {
 	return v, nil
 }
 
+// Set caches a copy of value; a processor's store once recovered caches
+// value itself (see keepSetValues).
 func (s *store) Set(key string, value []byte) error {
-	v := make([]byte, len(value))
-	copy(v, value)
-	return s.write(key, v)
+	return s.write(key, value, true)
 }
 
 func (s *store) Delete(key string) error {
-	return s.write(key, nil)
+	return s.write(key, nil, false)
 }
 
-// write caches val (nil: a deletion) under key, dirty.
-func (s *store) write(key string, val []byte) error {
+// write caches val (nil: a deletion) under key, dirty; a copy of it if copyVal,
+// unless the store keeps the values Set gives it.
+func (s *store) write(key string, val []byte, copyVal bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return s.err
 	}
+	kept := copyVal && !s.replaying && s.keepSets
+	if copyVal && !kept {
+		val = append(make([]byte, 0, len(val)), val...)
+	}
 	s.gen++
-	s.putLocked(key, val, true)
+	// A value kept is never the store's to overwrite, as a value Get lent.
+	s.putLocked(key, val, true).lent = kept
 	switch must, due := s.dueLocked(); {
 	case must || (due && !s.opened):
 		return s.flushLocked()

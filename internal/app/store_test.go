@@ -322,6 +322,71 @@ func TestStoreReplayOverwritesInPlace(t *testing.T) {
 	}
 }
 
+// A processor's store (keepSetValues) keeps what Set gives it once
+// recovered, and a copy before; a view's store always copies. A kept value is
+// never overwritten in place, by a later Set or a replayed record, and what
+// it holds reaches LevelDB.
+func TestStoreKeepsSetValues(t *testing.T) {
+	for _, keeps := range []bool{true, false} {
+		t.Run(fmt.Sprintf("keeps=%v", keeps), func(t *testing.T) {
+			dir := t.TempDir()
+			b := levelDB(dir, 1<<20, 0, 0, slog.New(slog.DiscardHandler))
+			if keeps {
+				b = keepSetValues(b)
+			}
+			st, err := b("table", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := st.(*store)
+			if err := s.Open(); err != nil {
+				t.Fatal(err)
+			}
+			replayed := []byte("set while replaying")
+			if err := s.Set("r", replayed); err != nil {
+				t.Fatal(err)
+			}
+			copy(replayed, "SET WHILE REPLAYING") // the caller's buffer, reused
+			if err := s.MarkRecovered(); err != nil {
+				t.Fatal(err)
+			}
+			live := []byte("set once recovered")
+			if err := s.Set("k", live); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.applyChangelog([]*kgo.Record{{Key: []byte("k"), Value: []byte("short"), Offset: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Set("k", []byte("next")); err != nil {
+				t.Fatal(err)
+			}
+			if string(live) != "set once recovered" {
+				t.Errorf("the value Set was given changed to %q", live)
+			}
+			other := []byte("another")
+			if err := s.Set("j", other); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get("j")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if same := &got[0] == &other[0]; same != keeps {
+				t.Errorf("Get returns the slice Set was given: %v, want %v", same, keeps)
+			}
+			if v, err := s.Get("r"); err != nil || string(v) != "set while replaying" {
+				t.Errorf("a value Set while replaying reads %q, %v: it was not copied", v, err)
+			}
+			g := closeIntoGoka(t, s, dir)
+			for k, want := range map[string]string{"k": "next", "j": "another", "r": "set while replaying"} {
+				if v, err := g.Get(k); err != nil || string(v) != want {
+					t.Errorf("LevelDB %s = %q, %v; want %q", k, v, err, want)
+				}
+			}
+		})
+	}
+}
+
 // TestStoreClosePersists: a clean close writes everything, and goka's own
 // LevelDB storage reads the same values and offset.
 func TestStoreClosePersists(t *testing.T) {
