@@ -111,3 +111,23 @@ func BenchmarkStateCycle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStateDecodeHeavy decodes the state of a user of the benchmark's
+// bursts: 200 events 0.8 s apart.
+func BenchmarkStateDecodeHeavy(b *testing.B) {
+	c := rules.Default()
+	var st rules.State
+	t0 := int64(1749997800000000000)
+	for i := range 200 {
+		c.Apply(&st, "usr_burst_0042", rules.Source{Offset: int64(i)}, rules.Event{ID: fmt.Sprintf("txn_2a_%d", 100000+i),
+			Time: t0 + int64(i)*int64(800*time.Millisecond), Amount: 12.5, Currency: "USD", Country: "US"})
+	}
+	enc := AppendState(nil, &st)
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := (State{}).Decode(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
