@@ -117,7 +117,8 @@ func (d *Detector) NewProcessor(brokers []string, opts ...goka.ProcessorOption) 
 }
 
 func (d *Detector) ingest(ctx goka.Context, msg any) {
-	stage(d.deps.Metrics.inputStage, d.deps.Now(), ctx.Timestamp())
+	now := d.deps.Now()
+	stage(d.deps.Metrics.inputStage, now, ctx.Timestamp())
 	raw, _ := msg.([]byte)
 	key := ctx.Key()
 	txn, err := codecs.ParseTxn(raw, codecs.Limits{MaxBytes: d.cfg.MaxBytes})
@@ -126,7 +127,7 @@ func (d *Detector) ingest(ctx goka.Context, msg any) {
 		d.deadLetterAsync(ctx, inv.Reason, inv.Detail, raw)
 		return
 	}
-	if now := d.deps.Now(); txn.Timestamp.After(now.Add(d.cfg.MaxSkew)) {
+	if txn.Timestamp.After(now.Add(d.cfg.MaxSkew)) {
 		d.deadLetterAsync(ctx, codecs.ReasonFuture, fmt.Sprintf("timestamp %s is more than %v ahead of the clock (%s)",
 			txn.Timestamp.Format(time.RFC3339Nano), d.cfg.MaxSkew, now.UTC().Format(time.RFC3339)), raw)
 		return
