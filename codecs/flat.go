@@ -220,7 +220,21 @@ func (r *rawTxn) stringField(idx int, dst *string) error {
 }
 
 func (r *rawTxn) fieldRaw(idx int) json.RawMessage {
-	return [...]json.RawMessage{r.TransactionID, r.UserID, r.Amount, r.Currency, r.Merchant, r.Country, r.Timestamp}[idx]
+	switch idx {
+	case fieldTransactionID:
+		return r.TransactionID
+	case fieldUserID:
+		return r.UserID
+	case fieldAmount:
+		return r.Amount
+	case fieldCurrency:
+		return r.Currency
+	case fieldMerchant:
+		return r.Merchant
+	case fieldCountry:
+		return r.Country
+	}
+	return r.Timestamp
 }
 
 // jsonString decodes a JSON string value; plain ones without a copy through
