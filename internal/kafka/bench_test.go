@@ -5,18 +5,13 @@ import (
 	"testing"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // BenchmarkEmit produces keyed 200-byte records through the goka producer to
 // an in-process broker and waits for every promise: the per-record cost of
 // the detector's loop and changelog writes on the client side.
 func BenchmarkEmit(b *testing.B) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "out"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := testCluster(b, 4, "out")
 	p, err := Options{Brokers: c.ListenAddrs(), ClientID: "bench"}.StreamProducerBuilder(DefaultProduceLinger)(c.ListenAddrs(), "bench", Hasher())
 	if err != nil {
 		b.Fatal(err)

@@ -18,17 +18,49 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// testCluster is a one-broker in-process cluster with topics of partitions
+// partitions, closed when the test ends.
+func testCluster(tb testing.TB, partitions int32, topics ...string) *kfake.Cluster {
+	tb.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// readBack reads n records of topics on c from their start, handing each to
+// each, and fails the test if they are not there within timeout.
+func readBack(t *testing.T, c *kfake.Cluster, n int, timeout time.Duration, each func(*kgo.Record), topics ...string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for seen := 0; seen < n; {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("read %d of %d records: %v", seen, n, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			seen++
+			each(r)
+		})
+	}
+}
+
 // Every record whose promise succeeded is in the topic once, at the offset
 // the promise reported, on murmur2(key)'s partition and in emit order per
 // key — while the broker rejects every third produce request and drops the
 // connection on every seventh.
 func TestProducerUnderProduceErrors(t *testing.T) {
 	const partitions, keys, n = 4, 50, 10000
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testCluster(t, partitions, "out")
 	var requests, rejected, dropped atomic.Int64
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
@@ -77,40 +109,26 @@ func TestProducerUnderProduceErrors(t *testing.T) {
 		t.Fatalf("no faults were injected (%d requests)", requests.Load())
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	type at struct {
 		part   int32
 		offset int64
 	}
 	seen := map[int]at{}
 	last := map[string]int{}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for len(seen) < n {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatalf("read %d of %d records: %v", len(seen), n, err)
+	readBack(t, c, n, 30*time.Second, func(r *kgo.Record) {
+		i, _ := strconv.Atoi(string(r.Value))
+		if _, dup := seen[i]; dup {
+			t.Errorf("record %d written twice", i)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			i, _ := strconv.Atoi(string(r.Value))
-			if _, dup := seen[i]; dup {
-				t.Errorf("record %d written twice", i)
-			}
-			seen[i] = at{r.Partition, r.Offset}
-			if want := Murmur2Partition(r.Key, partitions); r.Partition != want {
-				t.Errorf("key %s on partition %d, want %d", r.Key, r.Partition, want)
-			}
-			if prev, ok := last[string(r.Key)]; ok && prev > i {
-				t.Errorf("key %s: record %d after %d", r.Key, i, prev)
-			}
-			last[string(r.Key)] = i
-		})
-	}
+		seen[i] = at{r.Partition, r.Offset}
+		if want := Murmur2Partition(r.Key, partitions); r.Partition != want {
+			t.Errorf("key %s on partition %d, want %d", r.Key, r.Partition, want)
+		}
+		if prev, ok := last[string(r.Key)]; ok && prev > i {
+			t.Errorf("key %s: record %d after %d", r.Key, i, prev)
+		}
+		last[string(r.Key)] = i
+	}, "out")
 	for i, r := range results {
 		if r.err != nil {
 			t.Fatalf("record %d failed: %v", i, r.err)
@@ -141,11 +159,7 @@ func notLeader(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 // Close delivers what was emitted before it; a record emitted after Close
 // fails its promise instead of panicking.
 func TestProducerEmitAfterClose(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testCluster(t, 1, "out")
 	p, err := NewProducer(Options{Brokers: c.ListenAddrs(), ClientID: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -176,11 +190,7 @@ func TestProducerEmitAfterClose(t *testing.T) {
 // offset its promise reported.
 func TestProducerKeys(t *testing.T) {
 	const partitions = 4
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testCluster(t, partitions, "out")
 	p, err := NewProducer(Options{Brokers: c.ListenAddrs(), ClientID: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -216,30 +226,15 @@ func TestProducerKeys(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for seen := 0; seen < len(keys); {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("read %d of %d records: %v", seen, len(keys), err)
+	readBack(t, c, len(keys), 20*time.Second, func(r *kgo.Record) {
+		k := string(r.Key)
+		if w, ok := want[k]; !ok || string(r.Value) != "value of "+k || w != (pos{r.Partition, r.Offset}) {
+			t.Errorf("record key %.20q… (%d bytes) value %.30q at %d/%d; emitted: %v at %+v", k, len(k), r.Value, r.Partition, r.Offset, ok, w)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			seen++
-			k := string(r.Key)
-			if w, ok := want[k]; !ok || string(r.Value) != "value of "+k || w != (pos{r.Partition, r.Offset}) {
-				t.Errorf("record key %.20q… (%d bytes) value %.30q at %d/%d; emitted: %v at %+v", k, len(k), r.Value, r.Partition, r.Offset, ok, w)
-			}
-			if p := Murmur2Partition(r.Key, partitions); p != r.Partition {
-				t.Errorf("key %.20q… (%d bytes) on partition %d, murmur2 says %d", k, len(k), r.Partition, p)
-			}
-		})
-	}
+		if p := Murmur2Partition(r.Key, partitions); p != r.Partition {
+			t.Errorf("key %.20q… (%d bytes) on partition %d, murmur2 says %d", k, len(k), r.Partition, p)
+		}
+	}, "out")
 }
 
 // goka's default hasher (FNV-1a) would route keys elsewhere than the
@@ -255,11 +250,7 @@ func TestProducerRefusesOtherHasher(t *testing.T) {
 // compression, every other topic's snappy-compressed; both keep their
 // per-key order.
 func TestProducerCompressionPerTopic(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "table", "loop"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testCluster(t, 2, "table", "loop")
 	p, err := Options{Brokers: c.ListenAddrs(), ClientID: "test"}.ProducerBuilder("table")(c.ListenAddrs(), "test", Hasher())
 	if err != nil {
 		t.Fatal(err)
@@ -287,45 +278,26 @@ func TestProducerCompressionPerTopic(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("table", "loop"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	want := map[string]uint8{"table": 0, "loop": 2} // kgo.RecordAttrs: 0 none, 2 snappy
 	last := map[string]int{}                        // topic/key -> last value seen
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for seen := 0; seen < 2*n; {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("read %d of %d records: %v", seen, 2*n, err)
+	readBack(t, c, 2*n, 10*time.Second, func(r *kgo.Record) {
+		if got := r.Attrs.CompressionType(); got != want[r.Topic] {
+			t.Errorf("%s: compression type %d, want %d", r.Topic, got, want[r.Topic])
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			seen++
-			if got := r.Attrs.CompressionType(); got != want[r.Topic] {
-				t.Errorf("%s: compression type %d, want %d", r.Topic, got, want[r.Topic])
-			}
-			i, _ := strconv.Atoi(strings.TrimSuffix(string(r.Value), string(value)))
-			k := r.Topic + "/" + string(r.Key)
-			if prev, ok := last[k]; ok && i <= prev {
-				t.Errorf("%s: value %d after %d", k, i, prev)
-			}
-			last[k] = i
-		})
-	}
+		i, _ := strconv.Atoi(strings.TrimSuffix(string(r.Value), string(value)))
+		k := r.Topic + "/" + string(r.Key)
+		if prev, ok := last[k]; ok && i <= prev {
+			t.Errorf("%s: value %d after %d", k, i, prev)
+		}
+		last[k] = i
+	}, "table", "loop")
 }
 
 // TestStreamProducerLingers: a processor's own producer holds its records
 // for the linger and sends what accumulated in one request per client, and
 // its promises finish only once they are acked.
 func TestStreamProducerLingers(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "table", "loop"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testCluster(t, 1, "table", "loop")
 	var requests atomic.Int64
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
