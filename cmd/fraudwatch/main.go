@@ -425,7 +425,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	memory := fs.Bool("memory", false, "keep the view in memory instead (a restart replays the table)")
 	clientID := fs.String("client-id", "fraudwatch-serve", "Kafka client id")
 	token := fs.String("auth-token", "", "require Authorization: Bearer <token> on /v1/* (health and metrics stay open)")
-	gcPercent := fs.Int("gc-percent", 0, "Go's GC percent (GOGC) of this process, 0 for GOGC from the environment, else Go's 100: higher collects less often (a shorter query tail at 100k users) and holds more memory")
+	gcPercent := fs.Int("gc-percent", 0, "Go's GC percent (GOGC) of this process, 0 for GOGC from the environment, else Go's 100: higher collects less often (a shorter query tail at 100k users) and holds more memory; the floor of --gc-headroom-mb")
+	gcHeadroom := fs.Int("gc-headroom-mb", app.DefaultServeGCHeadroomMB, "memory in MiB the heap may grow by beyond its live data between collections: GOGC is raised to allow it while the live data is small (never below --gc-percent), so collections, the query tail's cause, come less often; 0: off")
 	sec := securityFlags(fs)
 	log, pc, err := pf.parse(fs, args, stderr)
 	if err != nil {
@@ -435,7 +436,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	c := app.ServeConfig{Brokers: splitList(*brokers), DataDir: *dataDir, Memory: *memory, HTTPAddr: pc.HTTPAddr,
-		ClientID: *clientID, Rules: pc.Rules, AuthToken: *token, Security: *sec, StateCacheMB: pc.StateCacheMB, WriteBufferMB: pc.WriteBufferMB}
+		ClientID: *clientID, Rules: pc.Rules, AuthToken: *token, Security: *sec, StateCacheMB: pc.StateCacheMB, WriteBufferMB: pc.WriteBufferMB, GCHeadroomMB: *gcHeadroom}
 	if err := c.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -464,6 +465,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	writeBufferMB := fs.Int("write-buffer-mb", 0, "fraudwatch's --write-buffer-mb for its processor and view service (0: its default)")
 	fetchWait := fs.Duration("fetch-wait", 0, "fraudwatch's --fetch-wait for its processor (0: its default)")
 	serveGC := fs.Int("serve-gc-percent", 0, "fraudwatch's --gc-percent for its view service (0: its default)")
+	serveGCHeadroom := fs.Int("serve-gc-headroom-mb", app.DefaultServeGCHeadroomMB, "fraudwatch's --gc-headroom-mb for its view service (0: off)")
 	producerLinger := fs.Duration("producer-linger", bench.DefaultProducerLinger, "linger of the harness's producer of transactions, as Kafka's producers default to (0: send at once)")
 	repeat := fs.Int("repeat", 1, "run the benchmark this many times (each on a fresh embedded broker) and report the medians")
 	profileDir := fs.String("cpuprofile-dir", "", "write CPU and heap profiles of every child (throughput, latency, restore, queries) here (go tool pprof)")
@@ -486,7 +488,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		return bench.RunChild(ctx, bench.ChildConfig{Role: role, Brokers: splitList(*brokers), DataDir: *dataDir,
-			HTTPAddr: *childHTTP, CPUProfile: *childProfile, StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait}, stdout, log)
+			HTTPAddr: *childHTTP, CPUProfile: *childProfile, StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, GCHeadroomMB: *serveGCHeadroom}, stdout, log)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -494,7 +496,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
 		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, QueryRate: *queryRate, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
-		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ServeGCPercent: *serveGC, ProducerLinger: *producerLinger, Repeat: *repeat,
+		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ServeGCPercent: *serveGC, ServeGCHeadroomMB: *serveGCHeadroom, ProducerLinger: *producerLinger, Repeat: *repeat,
 		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {
 		c.DataDir = "-" // validated below, replaced by a temporary dir
@@ -554,6 +556,7 @@ func benchSpawner(exe string) bench.Spawner {
 		if c.GCPercent > 0 {
 			args = append(args, "--serve-gc-percent", strconv.Itoa(c.GCPercent))
 		}
+		args = append(args, "--serve-gc-headroom-mb", strconv.Itoa(c.GCHeadroomMB))
 		return exec.Command(exe, args...)
 	}
 }

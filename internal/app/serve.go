@@ -41,6 +41,12 @@ type ServeConfig struct {
 	StateCacheMB int
 	// WriteBufferMB is LevelDB's write buffer per partition (0: DefaultWriteBufferMB).
 	WriteBufferMB int
+	// GCHeadroomMB, when set, raises the process's GOGC after each
+	// collection so that the heap may grow this much beyond the live data
+	// before the next one (never below the GOGC the process had; see
+	// DefaultServeGCHeadroomMB). 0: GOGC is left alone. GOGC belongs to the
+	// OS process: set it for one Serve per process.
+	GCHeadroomMB int
 }
 
 // Validate reports every problem at once.
@@ -53,6 +59,9 @@ func (c ServeConfig) Validate() error {
 		errs = append(errs, errors.New("no HTTP address: set --http"))
 	}
 	errs = append(errs, memoryErrors(c.StateCacheMB, c.WriteBufferMB)...)
+	if c.GCHeadroomMB < 0 {
+		errs = append(errs, fmt.Errorf("--gc-headroom-mb must be >= 0, got %d", c.GCHeadroomMB))
+	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -131,6 +140,12 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 		}
 	})
 	g.Go(func() error { return svc.Run(gctx) })
+	if c.GCHeadroomMB > 0 {
+		g.Go(func() error {
+			keepGCHeadroom(gctx, uint64(c.GCHeadroomMB)<<20, gcHeadroomEvery)
+			return nil
+		})
+	}
 	g.Go(func() error { return followAlerts(gctx, opts, alerts) })
 	g.Go(func() error { return serveHTTP(gctx, c.HTTPAddr, serveHandler(svc, c.AuthToken, env), env.Log) })
 	err = g.Wait()

@@ -62,6 +62,8 @@ type ChildConfig struct {
 	// GCPercent is the --gc-percent of fraudwatch's view service (0: its
 	// default); the command running the child sets it.
 	GCPercent int
+	// GCHeadroomMB is the --gc-headroom-mb of fraudwatch's view service (0: off).
+	GCHeadroomMB int
 }
 
 // Spawner returns the command that runs a child with c; the benchmark starts
@@ -108,7 +110,7 @@ func RunChild(ctx context.Context, c ChildConfig, stdout io.Writer, log *slog.Lo
 		return p.Run(ctx, ready)
 	case RoleServe:
 		return app.Serve(ctx, app.ServeConfig{Brokers: c.Brokers, DataDir: c.DataDir, HTTPAddr: c.HTTPAddr,
-			ClientID: "fraudwatch-bench-serve", Rules: rules.Default(), StateCacheMB: c.StateCacheMB, WriteBufferMB: c.WriteBufferMB}, app.Env{Log: log})
+			ClientID: "fraudwatch-bench-serve", Rules: rules.Default(), StateCacheMB: c.StateCacheMB, WriteBufferMB: c.WriteBufferMB, GCHeadroomMB: c.GCHeadroomMB}, app.Env{Log: log})
 	case RoleBaseline:
 		p, err := baseline.NewProcessor(c.Brokers, c.DataDir)
 		if err != nil {
