@@ -131,3 +131,46 @@ func BenchmarkStateDecodeHeavy(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHeavyUserStream is a burst user's stream as the detector sees it:
+// each event decodes the slice the last one encoded, applies, and encodes
+// (about 200 events held, 0.8 s apart), with State and with StateCache.
+func BenchmarkHeavyUserStream(b *testing.B) {
+	for _, cd := range []struct {
+		name  string
+		codec interface {
+			Encode(any) ([]byte, error)
+			Decode([]byte) (any, error)
+		}
+	}{{"codec=State", State{}}, {"codec=StateCache", NewStateCache(256, 32)}} {
+		b.Run(cd.name, func(b *testing.B) {
+			c := rules.Default()
+			st := new(rules.State)
+			t0 := int64(1749997800000000000)
+			i := 0
+			next := func(s *rules.State) {
+				c.Apply(s, "usr_burst_0042", rules.Source{Offset: int64(i)}, rules.Event{ID: fmt.Sprintf("txn_2a_%d", 100000+i),
+					Time: t0 + int64(i)*int64(800*time.Millisecond), Amount: 12.5, Currency: "USD", Country: "US"})
+				i++
+			}
+			for range 300 {
+				next(st)
+			}
+			enc, err := cd.codec.Encode(st)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				v, err := cd.codec.Decode(enc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				next(v.(*rules.State))
+				if enc, err = cd.codec.Encode(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

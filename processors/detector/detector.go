@@ -67,7 +67,20 @@ type Deps struct {
 type Detector struct {
 	cfg  Config
 	deps Deps
+	// table is the group table's codec: a burst user's state, decoded and
+	// encoded for each of his events, is not decoded again from the slice
+	// the store lends back (see codecs.StateCache).
+	table *codecs.StateCache
 }
+
+// Decoded states kept by the table's codec: states of at least
+// cachedStateEvents events (a user paying about once a minute holds three or
+// four), up to cachedStates of them (a burst user's holds about 200 events,
+// 20-40 KiB decoded).
+const (
+	cachedStates      = 256
+	cachedStateEvents = 32
+)
 
 // New returns a detector; it validates cfg.
 func New(cfg Config, deps Deps) (*Detector, error) {
@@ -89,7 +102,7 @@ func New(cfg Config, deps Deps) (*Detector, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics(nil)
 	}
-	return &Detector{cfg: cfg, deps: deps}, nil
+	return &Detector{cfg: cfg, deps: deps, table: codecs.NewStateCache(cachedStates, cachedStateEvents)}, nil
 }
 
 // Graph is the group graph.
@@ -97,7 +110,7 @@ func (d *Detector) Graph() *goka.GroupGraph {
 	return goka.DefineGroup(topics.Detector,
 		goka.Input(topics.Transactions, new(codec.Bytes), d.ingest),
 		goka.Loop(codecs.RoutedCodec{}, d.apply),
-		goka.Persist(codecs.State{}),
+		goka.Persist(d.table),
 		goka.Output(topics.DLQ, codecs.DeadLetter{}),
 	)
 }
