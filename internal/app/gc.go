@@ -68,11 +68,10 @@ func keepGCHeadroom(ctx context.Context, headroom uint64, every time.Duration) {
 		case <-t.C:
 		}
 		metrics.Read(samples[1:])
-		if c := samples[2].Value.Uint64(); c == cycles {
-			continue
-		} else {
-			cycles = c
+		if samples[2].Value.Uint64() == cycles {
+			continue // no collection since the last look: the live heap is the same
 		}
+		cycles = samples[2].Value.Uint64()
 		// Setting GOGC is cheap (no stop of the world), but a change of a few
 		// percent is not worth one.
 		if p := headroomGCPercent(samples[1].Value.Uint64(), headroom, base); p*20 < set*19 || p*20 > set*21 {
