@@ -57,15 +57,18 @@ func (o Options) ProducerBuilder(uncompressed ...string) goka.ProducerBuilder {
 const DefaultProduceLinger = 5 * time.Millisecond
 
 // StreamProducerBuilder is ProducerBuilder for a processor's own producer,
-// whose records linger up to linger to be batched (0: none).
-func (o Options) StreamProducerBuilder(linger time.Duration, uncompressed ...string) goka.ProducerBuilder {
+// whose records linger up to linger to be batched (0: none). The topics named
+// in tables are its group tables' changelogs (compacted): uncompressed, and
+// of the records a key gets within one linger only the last is written (see
+// coalescer).
+func (o Options) StreamProducerBuilder(linger time.Duration, tables ...string) goka.ProducerBuilder {
 	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
 		if err := checkHasher(hasher); err != nil {
 			return nil, err
 		}
 		po := o
 		po.Brokers, po.ClientID = brokers, clientID
-		return newProducer(po, linger, uncompressed...)
+		return newProducer(po, linger, tables...)
 	}
 }
 
@@ -81,6 +84,10 @@ func NewProducer(o Options, uncompressed ...string) (goka.Producer, error) {
 	return newProducer(o, 0, uncompressed...)
 }
 
+// newProducer returns a producer whose records linger up to linger. With a
+// linger, the topics named in uncompressed are the processor's tables: their
+// records wait in a coalescer for the linger instead (see coalescer), which
+// hands them on to a client that sends at once.
 func newProducer(o Options, linger time.Duration, uncompressed ...string) (goka.Producer, error) {
 	p := &producer{}
 	var err error
@@ -88,13 +95,16 @@ func newProducer(o Options, linger time.Duration, uncompressed ...string) (goka.
 		return nil, err
 	}
 	if len(uncompressed) > 0 {
-		if p.plain, err = newProducerClient(o, linger, kgo.NoCompression()); err != nil {
+		if p.plain, err = newProducerClient(o, 0, kgo.NoCompression()); err != nil {
 			p.cl.Close()
 			return nil, err
 		}
 		p.plainTopics = make(map[string]bool, len(uncompressed))
 		for _, t := range uncompressed {
 			p.plainTopics[t] = true
+		}
+		if linger > 0 {
+			p.tables = newCoalescer(p.plain, linger)
 		}
 	}
 	return p, nil
@@ -138,6 +148,7 @@ type producer struct {
 	cl          *kgo.Client     // snappy
 	plain       *kgo.Client     // no compression, for plainTopics; nil if none
 	plainTopics map[string]bool // read-only after NewProducer
+	tables      *coalescer      // in front of plain, for a stream producer's tables; nil if none
 }
 
 func (p *producer) client(topic string) *kgo.Client {
@@ -168,6 +179,10 @@ func (p *producer) EmitWithHeaders(topic, key string, value []byte, headers goka
 	for k, v := range headers {
 		e.rec.Headers = append(e.rec.Headers, kgo.RecordHeader{Key: k, Value: v})
 	}
+	if p.tables != nil && p.plainTopics[topic] {
+		p.tables.emit(topic, key, e)
+		return promise
+	}
 	p.client(topic).Produce(context.Background(), &e.rec, finishEmitted)
 	return promise
 }
@@ -183,17 +198,21 @@ type emitted struct {
 	rec    kgo.Record
 	msg    sarama.ProducerMessage
 	finish goka.PromiseFinisher
-	key    [48]byte // the key, when it fits
+	merged []goka.PromiseFinisher // of the records this one replaced (see coalescer)
+	key    [48]byte               // the key, when it fits
 }
 
 func finishEmitted(r *kgo.Record, err error) {
 	e := r.Context.(*emitted)
 	if err != nil {
-		e.finish(nil, fmt.Errorf("kafka: producing to %s: %w", r.Topic, err))
+		err = fmt.Errorf("kafka: producing to %s: %w", r.Topic, err)
+		e.finish(nil, err)
+		finishMerged(e, err)
 		return
 	}
 	e.msg = sarama.ProducerMessage{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}
 	e.finish(&e.msg, nil)
+	finishMerged(e, nil)
 }
 
 // Close waits for buffered records (up to closeTimeout), then closes the
@@ -202,6 +221,9 @@ func (p *producer) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	var errs []error
+	if p.tables != nil {
+		p.tables.close()
+	}
 	for _, cl := range []*kgo.Client{p.cl, p.plain} {
 		if cl == nil {
 			continue

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -141,6 +143,11 @@ func TestProducerUnderProduceErrors(t *testing.T) {
 }
 
 func notLeader(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
+	return produceError(req, kerr.NotLeaderForPartition.Code)
+}
+
+// produceError answers req with code for each of its partitions.
+func produceError(req *kmsg.ProduceRequest, code int16) *kmsg.ProduceResponse {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
@@ -148,7 +155,7 @@ func notLeader(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			sp.ErrorCode = code
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -341,4 +348,115 @@ func TestStreamProducerLingers(t *testing.T) {
 	if got := requests.Load(); got > 4 {
 		t.Errorf("%d produce requests for %d records each of two topics, want at most 4", got, n)
 	}
+}
+
+// TestStreamProducerCoalescesTables: of the records a table key gets within
+// one linger only the last is written, and the promises of the others finish
+// with it (its offset); other topics keep every record; a key emitted after
+// its record was handed on gets a new one; Close writes what is pending.
+func TestStreamProducerCoalescesTables(t *testing.T) {
+	c := testCluster(t, 2, "table", "loop")
+	p, err := Options{Brokers: c.ListenAddrs(), ClientID: "test"}.StreamProducerBuilder(200*time.Millisecond, "table")(c.ListenAddrs(), "test", Hasher())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type acked struct {
+		part   int32
+		offset int64
+	}
+	var mu sync.Mutex
+	acks := map[string]acked{} // topic/key/value -> where it was acked
+	var wg sync.WaitGroup
+	emit := func(topic, key, value string) {
+		wg.Add(1)
+		p.Emit(topic, key, []byte(value)).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+			defer wg.Done()
+			if err != nil {
+				t.Errorf("%s/%s/%s: %v", topic, key, value, err)
+				return
+			}
+			mu.Lock()
+			acks[topic+"/"+key+"/"+value] = acked{msg.Partition, msg.Offset}
+			mu.Unlock()
+		})
+	}
+	for _, v := range []string{"1", "2", "3"} {
+		emit("table", "a", v)
+		emit("loop", "a", v)
+	}
+	emit("table", "b", "1")
+	wg.Wait()
+	if a1, a3 := acks["table/a/1"], acks["table/a/3"]; a1 != a3 || acks["table/a/2"] != a3 {
+		t.Errorf("table/a: acks %v, %v, %v; want one record's", a1, acks["table/a/2"], a3)
+	}
+	if acks["loop/a/1"] == acks["loop/a/3"] {
+		t.Errorf("loop/a: two records acked at %v", acks["loop/a/1"])
+	}
+	emit("table", "a", "4") // after a's record was written: a record of its own
+	wg.Wait()
+	emit("table", "c", "1")
+	if err := p.Close(); err != nil { // before c's linger ends
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	var table []string
+	readBack(t, c, 4+3, 10*time.Second, func(r *kgo.Record) {
+		if r.Topic == "table" {
+			table = append(table, string(r.Key)+"/"+string(r.Value))
+			if got, want := (acked{r.Partition, r.Offset}), acks["table/"+string(r.Key)+"/"+string(r.Value)]; got != want {
+				t.Errorf("table %s/%s at %v, its promise said %v", r.Key, r.Value, got, want)
+			}
+		}
+	}, "table", "loop")
+	adm := kadm.NewClient(newTestClient(t, c))
+	ends, err := adm.ListEndOffsets(context.Background(), "table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	slices.Sort(table)
+	if want := []string{"a/3", "a/4", "b/1", "c/1"}; n != 4 || !slices.Equal(table, want) {
+		t.Errorf("table holds %d records %v, want %v", n, table, want)
+	}
+}
+
+// When the broker refuses a table's record for good, the promises of every
+// record it replaced fail too.
+func TestStreamProducerCoalescedFailure(t *testing.T) {
+	c := testCluster(t, 1, "table")
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		return produceError(req.(*kmsg.ProduceRequest), kerr.InvalidRecord.Code), nil, true
+	})
+	p, err := Options{Brokers: c.ListenAddrs(), ClientID: "test"}.StreamProducerBuilder(50*time.Millisecond, "table")(c.ListenAddrs(), "test", Hasher())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	errs := make(chan error, 3)
+	for _, v := range []string{"1", "2", "3"} {
+		p.Emit("table", "a", []byte(v)).Then(func(err error) { errs <- err })
+	}
+	for range 3 {
+		select {
+		case err := <-errs:
+			if err == nil || !strings.Contains(err.Error(), "table") {
+				t.Errorf("promise finished with %v, want the produce error", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a promise never finished")
+		}
+	}
+}
+
+func newTestClient(t *testing.T, c *kfake.Cluster) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
 }

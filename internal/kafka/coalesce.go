@@ -1,0 +1,105 @@
+package kafka
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// coalescer holds the records of compacted topics (group tables'
+// changelogs) for a linger and writes only the last value of each key that
+// was emitted in it. A changelog is read for its last value per key only,
+// and each value a processor writes holds every earlier one's effect (it is
+// the user's whole state), so the records it drops are never read: a burst
+// user's events, applied back to back, each rewrote the user's whole state,
+// and those states were most of the bytes the processor produced.
+//
+// A dropped record's promise finishes with the record that replaced it, with
+// that record's partition and offset: goka commits the input of the event
+// that wrote it only once a state that includes it is acked, as before.
+// Records are handed to the client in the order of their keys' first emit in
+// the linger, one linger at a time, so the order per key holds; a key
+// emitted again after its record was handed on gets a new record.
+type coalescer struct {
+	cl     *kgo.Client
+	linger time.Duration
+
+	mu      sync.Mutex
+	pending map[tableKey]*emitted
+	order   []*emitted // pending, in the order of their first emit
+	spare   []*emitted // the order slice of the last flush, for reuse
+	closed  bool
+
+	flushing sync.Mutex // held by a flush from taking the records to handing them on
+}
+
+type tableKey struct{ topic, key string }
+
+func newCoalescer(cl *kgo.Client, linger time.Duration) *coalescer {
+	return &coalescer{cl: cl, linger: linger, pending: make(map[tableKey]*emitted)}
+}
+
+// emit takes e's record (of topic and key), or merges it into the pending
+// record of its key.
+func (c *coalescer) emit(topic, key string, e *emitted) {
+	k := tableKey{topic: topic, key: key}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.cl.Produce(context.Background(), &e.rec, finishEmitted) // fails: the client is closed
+		return
+	}
+	if prev, ok := c.pending[k]; ok {
+		prev.rec.Value = e.rec.Value
+		prev.rec.Headers = e.rec.Headers
+		prev.merged = append(prev.merged, e.finish)
+		c.mu.Unlock()
+		return
+	}
+	c.pending[k] = e
+	c.order = append(c.order, e)
+	first := len(c.order) == 1
+	c.mu.Unlock()
+	if first {
+		time.AfterFunc(c.linger, c.flush)
+	}
+}
+
+// flush hands the pending records to the client.
+func (c *coalescer) flush() {
+	c.flushing.Lock()
+	defer c.flushing.Unlock()
+	c.mu.Lock()
+	batch := c.order
+	c.order = c.spare[:0]
+	clear(c.pending)
+	c.mu.Unlock()
+	for _, e := range batch {
+		c.cl.Produce(context.Background(), &e.rec, finishEmitted)
+	}
+	clear(batch)
+	c.mu.Lock()
+	c.spare = batch
+	c.mu.Unlock()
+}
+
+// close hands on what is pending; later records fail.
+func (c *coalescer) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.flush()
+}
+
+// finishMerged finishes the promises of the records e's replaced.
+func finishMerged(e *emitted, err error) {
+	for _, f := range e.merged {
+		if err != nil {
+			f(nil, err)
+		} else {
+			f(&e.msg, nil)
+		}
+	}
+}
