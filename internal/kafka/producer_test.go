@@ -460,3 +460,59 @@ func newTestClient(t *testing.T, c *kfake.Cluster) *kgo.Client {
 	t.Cleanup(cl.Close)
 	return cl
 }
+
+// A table's emits wait once the coalescer holds its most keys and the client
+// cannot take them (its buffer is full while the broker does not answer), as
+// emits on a full client do, and go on once it can.
+func TestCoalescerBackpressure(t *testing.T) {
+	c := testCluster(t, 1, "table")
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unblock()
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MaxBufferedRecords(1),
+		kgo.RecordPartitioner(murmur2Partitioner{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p := &producer{cl: cl, plain: cl, plainTopics: map[string]bool{"table": true}, tables: newCoalescer(cl, time.Millisecond)}
+	p.tables.max = 8
+	const n = 40
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		for i := range n {
+			wg.Add(1)
+			p.Emit("table", "k"+strconv.Itoa(i), []byte("v")).Then(func(err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+				wg.Done()
+			})
+		}
+	}()
+	select {
+	case <-emitted:
+		t.Fatalf("%d emits of distinct keys returned while the broker held the client's one record", n)
+	case <-time.After(300 * time.Millisecond):
+	}
+	unblock()
+	select {
+	case <-emitted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the emits did not go on once the broker answered")
+	}
+	p.tables.flush()
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d records failed", f, n)
+	}
+}
