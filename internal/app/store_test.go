@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -670,8 +671,9 @@ func TestStoreWritesInBackground(t *testing.T) {
 }
 
 // TestStoreBatchesTheOffsetLast: a write-back batch holds at most the entries
-// asked for, oldest dirty first, and the offset only once no dirty entry is
-// left, also when entries are dirtied between batches.
+// asked for, oldest dirty first, and the latest offset once no dirty entry is
+// left, also when entries are dirtied between batches; the last batch of a
+// flush holds the offset the flush began with, with later entries dirty.
 func TestStoreBatchesTheOffsetLast(t *testing.T) {
 	s := openLive(t, t.TempDir(), 1<<20)
 	defer s.Close()
@@ -689,7 +691,7 @@ func TestStoreBatchesTheOffsetLast(t *testing.T) {
 	}
 	step := func(max, wantN, wantRecords int, wantOffset bool) {
 		t.Helper()
-		b, n := s.batchLocked(max)
+		b, n := s.batchLocked(max, false, 0)
 		if n != wantN || b.Len() != wantRecords || s.offDirty == wantOffset {
 			t.Fatalf("batch of %d: %d entries, %d records, offset still dirty %v; want %d, %d, offset written %v",
 				max, n, b.Len(), s.offDirty, wantN, wantRecords, wantOffset)
@@ -700,10 +702,34 @@ func TestStoreBatchesTheOffsetLast(t *testing.T) {
 	set("k5", 5)
 	step(1, 1, 1, false) // k4; k5 is dirty
 	step(5, 1, 2, true)  // k5 and the offset
-	if b, n := s.batchLocked(5); b != nil || n != 0 {
+	if b, n := s.batchLocked(5, false, 0); b != nil || n != 0 {
 		t.Fatalf("a batch with nothing dirty: %d entries", n)
 	}
+
+	// A flush began with k6 and k7 dirty at offset 7; k8 was dirtied after.
+	set("k6", 6)
+	set("k7", 7)
+	set("k8", 8)
+	b, n := s.batchLocked(2, true, 7)
+	if n != 2 || b.Len() != 3 || !s.offDirty {
+		t.Fatalf("a flush's last batch: %d entries, %d records, offset still dirty %v; want 2, 3 (k6, k7, offset 7), true", n, b.Len(), s.offDirty)
+	}
+	var stored []string
+	if err := b.Replay(putRecorder(func(k, v []byte) {
+		if string(k) == offsetKey {
+			stored = append(stored, string(v))
+		}
+	})); err != nil || !slices.Equal(stored, []string{"7"}) {
+		t.Fatalf("offset records %q (%v), want [7]", stored, err)
+	}
+	step(5, 1, 2, true) // k8 and offset 8
 }
+
+// putRecorder is a leveldb.BatchReplay that hands on each Put.
+type putRecorder func(k, v []byte)
+
+func (r putRecorder) Put(k, v []byte) { r(k, v) }
+func (r putRecorder) Delete([]byte)   {}
 
 // TestStoreWritesBackInChunks: a write-back of more entries than one batch
 // holds (the view's whole cache once it is recovered) writes them all and the
