@@ -35,7 +35,6 @@ type coalescer struct {
 	mu      sync.Mutex
 	pending map[tableKey]*emitted
 	order   []*emitted // pending, in the order of their first emit
-	spare   []*emitted // the order slice of the last flush, for reuse
 	closed  bool
 
 	flushing sync.Mutex // held by a flush from taking the records to handing them on
@@ -86,16 +85,12 @@ func (c *coalescer) flush() {
 	defer c.flushing.Unlock()
 	c.mu.Lock()
 	batch := c.order
-	c.order = c.spare[:0]
+	c.order = nil
 	clear(c.pending)
 	c.mu.Unlock()
 	for _, e := range batch {
 		c.cl.Produce(context.Background(), &e.rec, finishEmitted)
 	}
-	clear(batch)
-	c.mu.Lock()
-	c.spare = batch
-	c.mu.Unlock()
 }
 
 // close hands on what is pending; later records fail.
@@ -104,15 +99,4 @@ func (c *coalescer) close() {
 	c.closed = true
 	c.mu.Unlock()
 	c.flush()
-}
-
-// finishMerged finishes the promises of the records e's replaced.
-func finishMerged(e *emitted, err error) {
-	for _, f := range e.merged {
-		if err != nil {
-			f(nil, err)
-		} else {
-			f(&e.msg, nil)
-		}
-	}
 }

@@ -84,10 +84,10 @@ func NewProducer(o Options, uncompressed ...string) (goka.Producer, error) {
 	return newProducer(o, 0, uncompressed...)
 }
 
-// newProducer returns a producer whose records linger up to linger. With a
-// linger, the topics named in uncompressed are the processor's tables: their
-// records wait in a coalescer for the linger instead (see coalescer), which
-// hands them on to a client that sends at once.
+// newProducer returns a producer whose records linger up to linger. The
+// topics named in uncompressed go through a client that sends at once; with
+// a linger they are the processor's tables, and their records wait in a
+// coalescer for the linger instead (see coalescer).
 func newProducer(o Options, linger time.Duration, uncompressed ...string) (goka.Producer, error) {
 	p := &producer{}
 	var err error
@@ -205,14 +205,19 @@ type emitted struct {
 func finishEmitted(r *kgo.Record, err error) {
 	e := r.Context.(*emitted)
 	if err != nil {
-		err = fmt.Errorf("kafka: producing to %s: %w", r.Topic, err)
-		e.finish(nil, err)
-		finishMerged(e, err)
+		e.done(nil, fmt.Errorf("kafka: producing to %s: %w", r.Topic, err))
 		return
 	}
 	e.msg = sarama.ProducerMessage{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}
-	e.finish(&e.msg, nil)
-	finishMerged(e, nil)
+	e.done(&e.msg, nil)
+}
+
+// done finishes e's promise and those of the records it replaced.
+func (e *emitted) done(msg *sarama.ProducerMessage, err error) {
+	e.finish(msg, err)
+	for _, f := range e.merged {
+		f(msg, err)
+	}
 }
 
 // Close waits for buffered records (up to closeTimeout), then closes the
