@@ -215,17 +215,18 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCache
 	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", app.DefaultWriteBufferMB, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
 }
 
-// tuning are --gc-percent, --fetch-wait, --produce-linger and --restore-cache-mb of the
+// tuning are --gc-percent, --gc-headroom-mb, --fetch-wait, --produce-linger and --restore-cache-mb of the
 // commands that run a processor. GOGC is the OS process's, so the command
 // sets it (debug.SetGCPercent) once the flags are valid, for the process's life.
 type tuning struct {
-	gcPercent, restoreCacheMB *int
-	fetchWait, produceLinger  *time.Duration
+	gcPercent, gcHeadroomMB, restoreCacheMB *int
+	fetchWait, produceLinger                *time.Duration
 }
 
 func tuningFlags(fs *flag.FlagSet) tuning {
 	return tuning{
-		gcPercent:      fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) of this process, 0 for the default: lower holds less memory and collects more often"),
+		gcPercent:      fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) of this process, 0 for the default: lower holds less memory and collects more often; the floor of --gc-headroom-mb"),
+		gcHeadroomMB:   fs.Int("gc-headroom-mb", app.DefaultGCHeadroomMB, "memory in MiB the heap may grow by beyond its live data between collections: GOGC is raised to allow it while the live data is small (never below --gc-percent), so collections come less often; 0: off"),
 		fetchWait:      fs.Duration("fetch-wait", kafka.DefaultFetchWait, "how long an input or loop fetch waits for 32 KiB of records (1ms-1s): longer costs latency per hop and saves CPU under load"),
 		produceLinger:  fs.Duration("produce-linger", kafka.DefaultProduceLinger, "how long the processor's loop and changelog records wait to be sent in one request (1ms-1s; alerts never wait): longer costs latency on the loop hop and saves CPU under load"),
 		restoreCacheMB: fs.Int("restore-cache-mb", app.DefaultRestoreCacheMB, "memory for cached user states while the changelog is replayed, in MiB (at least --state-cache-mb): a restore that fits writes each user to LevelDB once, after the processor is ready"),
@@ -234,7 +235,7 @@ func tuningFlags(fs *flag.FlagSet) tuning {
 
 // apply sets the processor's settings in pc.
 func (t tuning) apply(pc *app.ProcessConfig) {
-	pc.FetchWait, pc.ProduceLinger, pc.RestoreCacheMB = *t.fetchWait, *t.produceLinger, *t.restoreCacheMB
+	pc.FetchWait, pc.ProduceLinger, pc.RestoreCacheMB, pc.GCHeadroomMB = *t.fetchWait, *t.produceLinger, *t.restoreCacheMB, *t.gcHeadroomMB
 }
 
 // gcPercentError checks --gc-percent.
@@ -465,6 +466,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	writeBufferMB := fs.Int("write-buffer-mb", 0, "fraudwatch's --write-buffer-mb for its processor and view service (0: its default)")
 	fetchWait := fs.Duration("fetch-wait", 0, "fraudwatch's --fetch-wait for its processor (0: its default)")
 	serveGC := fs.Int("serve-gc-percent", 0, "fraudwatch's --gc-percent for its view service (0: its default)")
+	gcHeadroom := fs.Int("gc-headroom-mb", app.DefaultGCHeadroomMB, "fraudwatch's --gc-headroom-mb for its processor (0: off)")
 	serveGCHeadroom := fs.Int("serve-gc-headroom-mb", app.DefaultServeGCHeadroomMB, "fraudwatch's --gc-headroom-mb for its view service (0: off)")
 	producerLinger := fs.Duration("producer-linger", bench.DefaultProducerLinger, "linger of the harness's producer of transactions, as Kafka's producers default to (0: send at once)")
 	repeat := fs.Int("repeat", 1, "run the benchmark this many times (each on a fresh embedded broker) and report the medians")
@@ -488,7 +490,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		return bench.RunChild(ctx, bench.ChildConfig{Role: role, Brokers: splitList(*brokers), DataDir: *dataDir,
-			HTTPAddr: *childHTTP, CPUProfile: *childProfile, StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, GCHeadroomMB: *serveGCHeadroom}, stdout, log)
+			HTTPAddr: *childHTTP, CPUProfile: *childProfile, StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, GCHeadroomMB: *serveGCHeadroom, ProcessGCHeadroomMB: *gcHeadroom}, stdout, log)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -496,7 +498,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
 		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, QueryRate: *queryRate, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
-		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ServeGCPercent: *serveGC, ServeGCHeadroomMB: *serveGCHeadroom, ProducerLinger: *producerLinger, Repeat: *repeat,
+		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ServeGCPercent: *serveGC, GCHeadroomMB: *gcHeadroom, ServeGCHeadroomMB: *serveGCHeadroom, ProducerLinger: *producerLinger, Repeat: *repeat,
 		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {
 		c.DataDir = "-" // validated below, replaced by a temporary dir
@@ -556,7 +558,7 @@ func benchSpawner(exe string) bench.Spawner {
 		if c.GCPercent > 0 {
 			args = append(args, "--serve-gc-percent", strconv.Itoa(c.GCPercent))
 		}
-		args = append(args, "--serve-gc-headroom-mb", strconv.Itoa(c.GCHeadroomMB))
+		args = append(args, "--serve-gc-headroom-mb", strconv.Itoa(c.GCHeadroomMB), "--gc-headroom-mb", strconv.Itoa(c.ProcessGCHeadroomMB))
 		return exec.Command(exe, args...)
 	}
 }

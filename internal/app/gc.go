@@ -21,6 +21,26 @@ import (
 // 1M users), so the memory it costs is bounded by the headroom.
 const DefaultServeGCHeadroomMB = 256
 
+// DefaultGCHeadroomMB is the processor's default --gc-headroom-mb.
+//
+// A processor allocates about 35 objects per event (goka's message and
+// promise, the decoded and encoded state, the loop record) and, at 100k
+// users, holds 60-160 MB of live data, most of it records in flight: fetched
+// batches, the loop's backlog, the producers' buffers. At GOGC 80 it
+// collected six to seven times a second in the throughput run. GOGC 200 took
+// 15.4-17.1 CPU-µs/event against 19.1-20.0 at 80 (two alternated pairs of
+// "fraudwatch bench --skip-baseline --latency-duration 1s --latency-warmup
+// 1s --query-duration 1s"), but it lets the heap grow to three times the
+// live data, which at 1M users is past the memory budget. With a headroom of
+// 160 MiB, three pairs of the same command against --gc-headroom-mb 0:
+// 17.4 / 22.6 / 20.3 against 23.2 / 23.9 / 22.9 µs, 90,491 / 71,270 / 83,026
+// against 71,064-71,142 events/s, restores of 1.44-1.56M against 1.03-1.33M
+// records/s, for 351-365 MiB of peak RSS against 295-318. GOGC stays at its
+// base once the live data passes 200 MB (160 MiB is 80% of it), about 1M
+// users: there one run each ("--users 1000000 --events 2000000") peaked at
+// 393 MiB against 381 (466 and 451 MiB per 1M users), within the budget.
+const DefaultGCHeadroomMB = 160
+
 // maxHeadroomGCPercent bounds the GOGC the headroom sets: a process with
 // almost no live data (just started) would otherwise get a GOGC of many
 // thousands. The heap goal stays below live + headroom either way.

@@ -23,6 +23,8 @@ func TestHeadroomGCPercent(t *testing.T) {
 		{0, 256 * mib, 100, 1000},         // no collection yet
 		{70 * mib, 256 * mib, 2000, 2000}, // a base above the bound stays
 		{128 * mib, 512 * mib, 100, 400},
+		{110 * mib, 160 * mib, 80, 145}, // a processor at 100k users
+		{220 * mib, 160 * mib, 80, 80},  // at 1M users: the base
 	} {
 		if got := headroomGCPercent(c.live, c.headroom, c.base); got != c.want {
 			t.Errorf("headroomGCPercent(%d MiB, %d MiB, %d) = %d, want %d", c.live/mib, c.headroom/mib, c.base, got, c.want)

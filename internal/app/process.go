@@ -60,6 +60,12 @@ type ProcessConfig struct {
 	// GroupInstanceID makes this instance a static member of the group
 	// (Kafka's group.instance.id, KIP-345): "" for a dynamic member.
 	GroupInstanceID string
+	// GCHeadroomMB, when set, raises the process's GOGC after each
+	// collection so that the heap may grow this much beyond the live data
+	// before the next one, never below the GOGC the process has (see
+	// DefaultGCHeadroomMB). 0: GOGC is left alone. GOGC belongs to the OS
+	// process: set it for one processor per process.
+	GCHeadroomMB int
 }
 
 // DefaultGCPercent is the processor's GOGC. Go's default of 100 lets the heap
@@ -158,6 +164,9 @@ func (c ProcessConfig) Validate() error {
 	errs = append(errs, memoryErrors(c.StateCacheMB, c.WriteBufferMB)...)
 	if c.RestoreCacheMB < 0 {
 		errs = append(errs, fmt.Errorf("--restore-cache-mb must be >= 0, got %d", c.RestoreCacheMB))
+	}
+	if c.GCHeadroomMB < 0 {
+		errs = append(errs, fmt.Errorf("--gc-headroom-mb must be >= 0, got %d", c.GCHeadroomMB))
 	}
 	if err := FetchWaitError(c.FetchWait); err != nil {
 		errs = append(errs, err)
@@ -288,6 +297,12 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	}
 	if p.cfg.HTTPAddr != "" {
 		g.Go(func() error { return serveHTTP(gctx, p.cfg.HTTPAddr, p.Handler(), log) })
+	}
+	if p.cfg.GCHeadroomMB > 0 {
+		g.Go(func() error {
+			keepGCHeadroom(gctx, uint64(p.cfg.GCHeadroomMB)<<20, gcHeadroomEvery)
+			return nil
+		})
 	}
 	return g.Wait()
 }

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"errors"
+	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -77,5 +79,37 @@ func TestReadyAfterFailedBuild(t *testing.T) {
 	}
 	if builds != 2 {
 		t.Fatalf("built %d times, want 2", builds)
+	}
+}
+
+// TestProcessorKeepsGCHeadroom: a processor with --gc-headroom-mb raises
+// GOGC above the process's while it runs, and sets it back when it stops.
+func TestProcessorKeepsGCHeadroom(t *testing.T) {
+	old := debug.SetGCPercent(80)
+	defer debug.SetGCPercent(old)
+	c := testkafka.Start(t, 2)
+	p, err := NewProcessor(ProcessConfig{Brokers: c.Brokers, DataDir: t.TempDir(), ClientID: "test", Rules: rules.Default(),
+		MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute, GCHeadroomMB: 512}, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, nil) }()
+	deadline := time.Now().Add(time.Minute)
+	for gogc() <= 80 {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOGC is still %d with a headroom of 512 MiB and %d MiB live", gogc(), liveHeap()>>20)
+		}
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := gogc(); got != 80 {
+		t.Errorf("GOGC after the processor stopped is %d, want 80 back", got)
 	}
 }

@@ -96,6 +96,10 @@ type Config struct {
 	// ServeGCPercent is passed to fraudwatch's view service as --gc-percent
 	// (0: its default).
 	ServeGCPercent int
+	// GCHeadroomMB is passed to fraudwatch's processor as --gc-headroom-mb
+	// (0 turns it off; the command's flag defaults to the processor's
+	// default, app.DefaultGCHeadroomMB).
+	GCHeadroomMB int
 	// ServeGCHeadroomMB is passed to fraudwatch's view service as
 	// --gc-headroom-mb (0 turns it off; the command's flag defaults to the
 	// service's default).
@@ -159,8 +163,14 @@ func (c Config) Validate() error {
 	if err := app.FetchWaitError(c.FetchWait); err != nil {
 		errs = append(errs, err)
 	}
-	if c.StateCacheMB < 0 || c.WriteBufferMB < 0 || c.ServeGCPercent < 0 || c.ServeGCHeadroomMB < 0 {
-		errs = append(errs, errors.New("--state-cache-mb, --write-buffer-mb and --serve-gc-percent must be >= 0"))
+	for _, f := range []struct {
+		flag string
+		v    int
+	}{{"--state-cache-mb", c.StateCacheMB}, {"--write-buffer-mb", c.WriteBufferMB}, {"--gc-headroom-mb", c.GCHeadroomMB},
+		{"--serve-gc-percent", c.ServeGCPercent}, {"--serve-gc-headroom-mb", c.ServeGCHeadroomMB}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must be >= 0, got %d", f.flag, f.v))
+		}
 	}
 	if c.LatencyRate < 0 {
 		errs = append(errs, fmt.Errorf("--latency-rate must be >= 0, got %v", c.LatencyRate))
@@ -530,7 +540,7 @@ func (r *run) lag(ctx context.Context, s side) (input, loop int64, err error) {
 // child is the configuration of a child of role in dir.
 func (r *run) child(role Role, dir string) ChildConfig {
 	return ChildConfig{Role: role, Brokers: r.brokers, DataDir: dir, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB,
-		FetchWait: r.cfg.FetchWait, GCPercent: r.cfg.ServeGCPercent, GCHeadroomMB: r.cfg.ServeGCHeadroomMB}
+		FetchWait: r.cfg.FetchWait, GCPercent: r.cfg.ServeGCPercent, GCHeadroomMB: r.cfg.ServeGCHeadroomMB, ProcessGCHeadroomMB: r.cfg.GCHeadroomMB}
 }
 
 func (r *run) caughtUp(ctx context.Context, s side, c *child, what string, total int64) error {
@@ -1113,7 +1123,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		Config: RunInfo{Broker: brokerInfo, Events: r.cfg.Events, Users: r.cfg.Users, BurstUsers: r.burstUsers(),
 			Partitions: r.cfg.Partitions, Clients: r.cfg.Clients, EventBytesAvg: float64(r.bytes) / float64(r.cfg.Events),
 			LatencyEvents: int(fw.latency.RateEPS * r.cfg.LatencyDuration.Seconds()), LatencyWarmupSeconds: r.cfg.LatencyWarmup.Seconds(), QuerySeconds: r.cfg.QueryDuration.Seconds(),
-			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, FetchWaitMS: float64(r.cfg.FetchWait) / 1e6, ServeGCPercent: r.cfg.ServeGCPercent, ServeGCHeadroomMB: r.cfg.ServeGCHeadroomMB, ProducerLingerMS: float64(r.cfg.ProducerLinger) / 1e6, Baseline: !r.cfg.SkipBaseline, Repeat: 1, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
+			Keyed: r.cfg.Keyed, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB, FetchWaitMS: float64(r.cfg.FetchWait) / 1e6, ServeGCPercent: r.cfg.ServeGCPercent, GCHeadroomMB: r.cfg.GCHeadroomMB, ServeGCHeadroomMB: r.cfg.ServeGCHeadroomMB, ProducerLingerMS: float64(r.cfg.ProducerLinger) / 1e6, Baseline: !r.cfg.SkipBaseline, Repeat: 1, Started: r.started.UTC().Format(time.RFC3339), WallSeconds: time.Since(r.started).Seconds()},
 		Machine: machine(),
 	}
 	res.Machine.LoadAvgStart, res.Machine.LoadAvgEnd = r.load, loadAvg()

@@ -64,6 +64,8 @@ type ChildConfig struct {
 	GCPercent int
 	// GCHeadroomMB is the --gc-headroom-mb of fraudwatch's view service (0: off).
 	GCHeadroomMB int
+	// ProcessGCHeadroomMB is the --gc-headroom-mb of fraudwatch's processor (0: off).
+	ProcessGCHeadroomMB int
 }
 
 // Spawner returns the command that runs a child with c; the benchmark starts
@@ -103,7 +105,7 @@ func RunChild(ctx context.Context, c ChildConfig, stdout io.Writer, log *slog.Lo
 		}
 		p, err := app.NewProcessor(app.ProcessConfig{Brokers: c.Brokers, DataDir: c.DataDir, ClientID: "fraudwatch-bench",
 			Rules: rules.Default(), MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute, HTTPAddr: c.HTTPAddr,
-			StateCacheMB: c.StateCacheMB, WriteBufferMB: c.WriteBufferMB, FetchWait: c.FetchWait}, env)
+			StateCacheMB: c.StateCacheMB, WriteBufferMB: c.WriteBufferMB, FetchWait: c.FetchWait, GCHeadroomMB: c.ProcessGCHeadroomMB}, env)
 		if err != nil {
 			return err
 		}

@@ -119,6 +119,7 @@ type RunInfo struct {
 	WriteBufferMB        int     `json:"write_buffer_mb,omitempty"`
 	FetchWaitMS          float64 `json:"fetch_wait_ms,omitempty"`
 	ServeGCPercent       int     `json:"serve_gc_percent,omitempty"`
+	GCHeadroomMB         int     `json:"gc_headroom_mb"` // of fraudwatch's processor
 	ServeGCHeadroomMB    int     `json:"serve_gc_headroom_mb"`
 	ProducerLingerMS     float64 `json:"producer_linger_ms"` // of the harness's transactions producer
 	Baseline             bool    `json:"baseline"`
@@ -255,8 +256,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if c.Repeat > 1 {
 		fmt.Fprintf(w, "figures and ratios: the medians of %d runs\n", c.Repeat)
 	}
-	if c.StateCacheMB > 0 || c.WriteBufferMB > 0 || c.FetchWaitMS > 0 || c.ServeGCPercent > 0 || c.ServeGCHeadroomMB != app.DefaultServeGCHeadroomMB {
-		fmt.Fprintf(w, "fraudwatch settings: --state-cache-mb %d, --write-buffer-mb %d, --fetch-wait %gms, serve --gc-percent %d (0: default), serve --gc-headroom-mb %d\n", c.StateCacheMB, c.WriteBufferMB, c.FetchWaitMS, c.ServeGCPercent, c.ServeGCHeadroomMB)
+	if c.StateCacheMB > 0 || c.WriteBufferMB > 0 || c.FetchWaitMS > 0 || c.ServeGCPercent > 0 || c.GCHeadroomMB != app.DefaultGCHeadroomMB || c.ServeGCHeadroomMB != app.DefaultServeGCHeadroomMB {
+		fmt.Fprintf(w, "fraudwatch settings: --state-cache-mb %d, --write-buffer-mb %d, --fetch-wait %gms, --gc-headroom-mb %d, serve --gc-percent %d (0: default), serve --gc-headroom-mb %d\n", c.StateCacheMB, c.WriteBufferMB, c.FetchWaitMS, c.GCHeadroomMB, c.ServeGCPercent, c.ServeGCHeadroomMB)
 	}
 	fmt.Fprintf(w, "machine: %s, %d cores, %s GiB, %s/%s, %s, load average %.1f at start, %.1f at end\n\n", r.Machine.CPUModel,
 		r.Machine.Cores, strconv.FormatFloat(float64(r.Machine.MemoryBytes)/(1<<30), 'f', 1, 64), r.Machine.OS, r.Machine.Arch,
