@@ -62,9 +62,9 @@ var levelDBOptions = opt.Options{
 // partitions at once are the main source of the alert latency tail on a
 // small machine, at the cost of up to twice writeBuffer of memory per partition.
 func levelDB(dir string, cacheBytes, replayBytes, writeBuffer int, log *slog.Logger) storage.Builder {
-	o := levelDBOptions
-	o.WriteBuffer = writeBuffer
 	return func(topic string, partition int32) (storage.Storage, error) {
+		o := levelDBOptions
+		o.WriteBuffer = staggeredWriteBuffer(writeBuffer, partition)
 		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
 		s := newStore(nil, cacheBytes, replayBytes)
 		db, err := openVerified(path, o, s.warm, log)
@@ -83,6 +83,28 @@ func levelDB(dir string, cacheBytes, replayBytes, writeBuffer int, log *slog.Log
 		s.db = db
 		return s, nil
 	}
+}
+
+// staggeredWriteBuffer is the memtable size of a partition: writeBuffer (0:
+// goleveldb's 4 MiB) times 13/16, 15/16, 17/16 or 19/16 by partition, 1 on
+// average. The partitions of a processor take writes at the same rate, so
+// with one size their memtables filled, were written out and compacted at
+// the same moments, and on a small machine four compactions at once held
+// both cores: in a 20 s latency run at 38,000 events/s the windows of 100 ms
+// with input-stage latencies above 100 ms were those in which the four
+// partitions' compactions (50-180 ms each) ran (their LOG files against the
+// detector's stage latency). With sizes apart, their flushes drift apart. Six
+// alternated pairs of "fraudwatch bench --skip-baseline --events 300000
+// --latency-rate 38000 --latency-duration 20s --latency-warmup 2s
+// --query-duration 1s": alert p99 44.3 / 87.2 / 58.5 / 64.3 / 57.7 / 64.0 ms
+// against 621.9 / 99.3 / 79.6 / 72.1 / 64.0 / 102.9 with one size, lower in
+// every pair; input stage p99 27.6-46.3 against 36.5-388.9 ms. The memory is
+// the same on average.
+func staggeredWriteBuffer(writeBuffer int, partition int32) int {
+	if writeBuffer <= 0 {
+		writeBuffer = opt.DefaultWriteBuffer
+	}
+	return writeBuffer / 16 * (13 + 2*int(partition%4))
 }
 
 // keepSetValues makes every store b builds keep the values Set gives it once

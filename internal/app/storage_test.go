@@ -288,3 +288,26 @@ func TestReplayedStore(t *testing.T) {
 		}
 	})
 }
+
+// Partitions get memtables of different sizes, the given size on average,
+// so that their flushes and compactions drift apart.
+func TestStaggeredWriteBuffer(t *testing.T) {
+	for _, base := range []int{4 << 20, 16 << 20, 0} {
+		sizes, sum := map[int]bool{}, 0
+		for p := range int32(4) {
+			n := staggeredWriteBuffer(base, p)
+			sizes[n] = true
+			sum += n
+			if n != staggeredWriteBuffer(base, p+4) {
+				t.Errorf("base %d: partition %d and %d differ", base, p, p+4)
+			}
+		}
+		want := base
+		if want == 0 {
+			want = 4 << 20 // goleveldb's default
+		}
+		if len(sizes) != 4 || sum != 4*want {
+			t.Errorf("base %d: sizes %v (sum %d), want four apart summing to %d", base, sizes, sum, 4*want)
+		}
+	}
+}
