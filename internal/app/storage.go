@@ -57,10 +57,11 @@ var levelDBOptions = opt.Options{
 // Each partition's store caches up to cacheBytes of values, and up to
 // replayBytes while the changelog is replayed (see store).
 //
-// writeBuffer is LevelDB's memtable size per partition (0: goleveldb's 4 MiB).
-// A larger memtable flushes and compacts less often: compactions of all
-// partitions at once are the main source of the alert latency tail on a
-// small machine, at the cost of up to twice writeBuffer of memory per partition.
+// writeBuffer is LevelDB's memtable size per partition on average (0:
+// goleveldb's 4 MiB; see staggeredWriteBuffer). A larger memtable flushes and
+// compacts less often: compactions of all partitions at once are the main
+// source of the alert latency tail on a small machine, at the cost of up to
+// twice writeBuffer of memory per partition.
 func levelDB(dir string, cacheBytes, replayBytes, writeBuffer int, log *slog.Logger) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		o := levelDBOptions
