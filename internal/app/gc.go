@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -59,6 +60,21 @@ func headroomGCPercent(live, headroom uint64, base int) int {
 		p = int(headroom * 100 / live)
 	}
 	return max(p, base)
+}
+
+// gcHeadroomError checks a --gc-headroom-mb (0: off).
+func gcHeadroomError(mb int) error {
+	if mb < 0 {
+		return fmt.Errorf("--gc-headroom-mb must be >= 0, got %d", mb)
+	}
+	return nil
+}
+
+// keepGCHeadroomMB is keepGCHeadroom with a headroom of mb MiB (0: it returns
+// at once), for an errgroup of a command's parts.
+func keepGCHeadroomMB(ctx context.Context, mb int) error {
+	keepGCHeadroom(ctx, uint64(mb)<<20, gcHeadroomEvery)
+	return nil
 }
 
 // keepGCHeadroom raises the process's GOGC after each collection so that

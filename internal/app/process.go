@@ -165,8 +165,8 @@ func (c ProcessConfig) Validate() error {
 	if c.RestoreCacheMB < 0 {
 		errs = append(errs, fmt.Errorf("--restore-cache-mb must be >= 0, got %d", c.RestoreCacheMB))
 	}
-	if c.GCHeadroomMB < 0 {
-		errs = append(errs, fmt.Errorf("--gc-headroom-mb must be >= 0, got %d", c.GCHeadroomMB))
+	if err := gcHeadroomError(c.GCHeadroomMB); err != nil {
+		errs = append(errs, err)
 	}
 	if err := FetchWaitError(c.FetchWait); err != nil {
 		errs = append(errs, err)
@@ -298,12 +298,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	if p.cfg.HTTPAddr != "" {
 		g.Go(func() error { return serveHTTP(gctx, p.cfg.HTTPAddr, p.Handler(), log) })
 	}
-	if p.cfg.GCHeadroomMB > 0 {
-		g.Go(func() error {
-			keepGCHeadroom(gctx, uint64(p.cfg.GCHeadroomMB)<<20, gcHeadroomEvery)
-			return nil
-		})
-	}
+	g.Go(func() error { return keepGCHeadroomMB(gctx, p.cfg.GCHeadroomMB) })
 	return g.Wait()
 }
 

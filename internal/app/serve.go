@@ -59,8 +59,8 @@ func (c ServeConfig) Validate() error {
 		errs = append(errs, errors.New("no HTTP address: set --http"))
 	}
 	errs = append(errs, memoryErrors(c.StateCacheMB, c.WriteBufferMB)...)
-	if c.GCHeadroomMB < 0 {
-		errs = append(errs, fmt.Errorf("--gc-headroom-mb must be >= 0, got %d", c.GCHeadroomMB))
+	if err := gcHeadroomError(c.GCHeadroomMB); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Rules.Validate(); err != nil {
 		errs = append(errs, err)
@@ -140,12 +140,7 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 		}
 	})
 	g.Go(func() error { return svc.Run(gctx) })
-	if c.GCHeadroomMB > 0 {
-		g.Go(func() error {
-			keepGCHeadroom(gctx, uint64(c.GCHeadroomMB)<<20, gcHeadroomEvery)
-			return nil
-		})
-	}
+	g.Go(func() error { return keepGCHeadroomMB(gctx, c.GCHeadroomMB) })
 	g.Go(func() error { return followAlerts(gctx, opts, alerts) })
 	g.Go(func() error { return serveHTTP(gctx, c.HTTPAddr, serveHandler(svc, c.AuthToken, env), env.Log) })
 	err = g.Wait()
