@@ -265,7 +265,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "figure\tfraudwatch\tbaseline\tratio\tunit\t\n")
 	row("throughput", f0(r.ThroughputEPS), f0(r.BaselineThroughputEPS), "throughput_eps", "events/s")
 	row("CPU per event", f2(r.CPUMicrosPerEvent), f2(r.BaselineCPUMicros), "cpu_us_per_event", "µs")
-	rate := fmt.Sprintf("ms @ %s/s", f0(r.AlertLatencyMS.RateEPS))
+	// Each side's latency run goes at half its own throughput, so the
+	// baseline's rate is shown beside fraudwatch's.
+	rate := "ms @ " + f0(r.AlertLatencyMS.RateEPS) + "/s"
+	if c.Baseline {
+		rate += " / " + f0(r.BaselineAlertLatencyMS.RateEPS)
+	}
 	row("alert latency p50", f2(r.AlertLatencyMS.P50), f2(r.BaselineAlertLatencyMS.P50), "alert_latency_ms.p50", rate)
 	row("alert latency p99", f2(r.AlertLatencyMS.P99), f2(r.BaselineAlertLatencyMS.P99), "alert_latency_ms.p99", rate)
 	row("alert latency p999", f2(r.AlertLatencyMS.P999), f2(r.BaselineAlertLatencyMS.P999), "alert_latency_ms.p999", rate)
