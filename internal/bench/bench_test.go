@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/fraudwatch/fraudwatch/internal/bench"
+	"github.com/fraudwatch/fraudwatch/internal/bench/baseline"
+	"github.com/fraudwatch/fraudwatch/internal/testkafka"
+	"github.com/fraudwatch/fraudwatch/internal/topics"
 	"github.com/fraudwatch/fraudwatch/processors/detector"
 )
 
@@ -58,12 +61,20 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // TestSmoke runs the whole benchmark on a tiny workload and checks that every
-// figure is there and sane; it asserts nothing about speed.
+// figure is there and sane; it asserts nothing about speed. It runs on the
+// embedded broker, or with FRAUDWATCH_TEST_BROKERS on that real cluster as
+// "bench --brokers" does, after deleting the topics and groups of both sides.
 func TestSmoke(t *testing.T) {
+	var brokers []string
+	if testkafka.Real() {
+		brokers = strings.Split(os.Getenv(testkafka.EnvBrokers), ",")
+		testkafka.Clean(t, brokers, []string{string(topics.Detector), string(baseline.Group)},
+			append(topics.Names(), baseline.Topics()...))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	profiles := t.TempDir()
-	res, err := bench.Run(ctx, bench.Config{Events: 3000, Users: 300, Partitions: 2, Clients: 4, Repeat: 1,
+	res, err := bench.Run(ctx, bench.Config{Brokers: brokers, Events: 3000, Users: 300, Partitions: 2, Clients: 4, Repeat: 1,
 		LatencyDuration: time.Second, LatencyWarmup: 500 * time.Millisecond, QueryDuration: 500 * time.Millisecond, DataDir: t.TempDir(), Seed: 1,
 		ProducerLinger: bench.DefaultProducerLinger, ProfileDir: profiles, Spawn: spawner, Progress: testWriter{t}})
 	if err != nil {
@@ -121,6 +132,9 @@ func TestSmoke(t *testing.T) {
 	}
 	if c, _ := doc["config"].(map[string]any); c["latency_warmup_seconds"] != 0.5 || c["producer_linger_ms"] != 5.0 {
 		t.Errorf("config = %v, want latency_warmup_seconds 0.5 and producer_linger_ms 5", c)
+	}
+	if got := res.Config.Broker; brokers != nil && got != strings.Join(brokers, ",") || brokers == nil && !strings.HasPrefix(got, "embedded") {
+		t.Errorf("config broker %q, want the cluster named (%v) or the embedded one", got, brokers)
 	}
 	m, _ := doc["machine"].(map[string]any)
 	if c, _ := m["cores"].(float64); c < 1 {

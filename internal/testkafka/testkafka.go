@@ -102,18 +102,38 @@ func Start(t *testing.T, partitions int32) *Cluster {
 // reset deletes fraudwatch's topics and group on a shared real cluster.
 func (c *Cluster) reset(t *testing.T, ctx context.Context) {
 	t.Helper()
-	if _, err := c.adm.DeleteGroups(ctx, string(topics.Detector)); err != nil {
-		t.Logf("delete group: %v", err)
+	deleteAll(t, ctx, c.adm, []string{string(topics.Detector)}, topics.Names())
+}
+
+// Clean deletes groups and topics (those that exist) on the real cluster at
+// brokers and waits until the topics are gone: for a test that creates its
+// topics itself, as "fraudwatch bench --brokers" does.
+func Clean(t *testing.T, brokers, groups, names []string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := c.adm.DeleteTopics(ctx, topics.Names()...); err != nil {
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	deleteAll(t, ctx, kadm.NewClient(cl), groups, names)
+}
+
+func deleteAll(t *testing.T, ctx context.Context, adm *kadm.Client, groups, names []string) {
+	t.Helper()
+	if _, err := adm.DeleteGroups(ctx, groups...); err != nil {
+		t.Logf("delete groups: %v", err)
+	}
+	if _, err := adm.DeleteTopics(ctx, names...); err != nil {
 		t.Fatal(err)
 	}
 	Eventually(t, time.Minute, func() error {
-		td, err := c.adm.ListTopics(ctx, topics.Names()...)
+		td, err := adm.ListTopics(ctx, names...)
 		if err != nil {
 			return err
 		}
-		for _, n := range topics.Names() {
+		for _, n := range names {
 			if td.Has(n) {
 				return errors.New(n + " still exists")
 			}
