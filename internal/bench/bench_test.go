@@ -65,9 +65,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 // embedded broker, or with FRAUDWATCH_TEST_BROKERS on that real cluster as
 // "bench --brokers" does, after deleting the topics and groups of both sides.
 func TestSmoke(t *testing.T) {
-	var brokers []string
-	if testkafka.Real() {
-		brokers = strings.Split(os.Getenv(testkafka.EnvBrokers), ",")
+	brokers := testkafka.RealBrokers()
+	if brokers != nil {
 		testkafka.Clean(t, brokers, []string{string(topics.Detector), string(baseline.Group)},
 			append(topics.Names(), baseline.Topics()...))
 	}
@@ -133,8 +132,12 @@ func TestSmoke(t *testing.T) {
 	if c, _ := doc["config"].(map[string]any); c["latency_warmup_seconds"] != 0.5 || c["producer_linger_ms"] != 5.0 {
 		t.Errorf("config = %v, want latency_warmup_seconds 0.5 and producer_linger_ms 5", c)
 	}
-	if got := res.Config.Broker; brokers != nil && got != strings.Join(brokers, ",") || brokers == nil && !strings.HasPrefix(got, "embedded") {
-		t.Errorf("config broker %q, want the cluster named (%v) or the embedded one", got, brokers)
+	wantBroker := strings.Join(brokers, ",")
+	if brokers == nil {
+		wantBroker = "embedded (kfake, in the harness process)"
+	}
+	if got := res.Config.Broker; got != wantBroker {
+		t.Errorf("config broker %q, want %q", got, wantBroker)
 	}
 	m, _ := doc["machine"].(map[string]any)
 	if c, _ := m["cores"].(float64); c < 1 {

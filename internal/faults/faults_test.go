@@ -571,7 +571,7 @@ func kafkaControl(t *testing.T) *control {
 		t.Skipf("FRAUDWATCH_TEST_BROKERS is not a cluster of scripts/kafka (bootstrap: %v)", err)
 	}
 	got := strings.Split(strings.TrimSpace(string(out)), ",")
-	want := strings.Split(os.Getenv(testkafka.EnvBrokers), ",")
+	want := testkafka.RealBrokers()
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {

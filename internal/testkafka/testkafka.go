@@ -38,13 +38,21 @@ type Cluster struct {
 // Real reports whether tests run against a real cluster.
 func Real() bool { return os.Getenv(EnvBrokers) != "" }
 
+// RealBrokers returns the real cluster's bootstrap servers, nil without one.
+func RealBrokers() []string {
+	if !Real() {
+		return nil
+	}
+	return strings.Split(os.Getenv(EnvBrokers), ",")
+}
+
 // Start returns a cluster with fraudwatch's topics freshly created.
 func Start(t *testing.T, partitions int32) *Cluster {
 	t.Helper()
 	c := &Cluster{}
 	replication := int16(1)
-	if env := os.Getenv(EnvBrokers); env != "" {
-		c.Brokers = strings.Split(env, ",")
+	if Real() {
+		c.Brokers = RealBrokers()
 		if len(c.Brokers) >= 3 {
 			replication = 3
 		}
