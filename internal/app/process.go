@@ -273,18 +273,17 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	}
 	log := p.env.Log
 	newProc := func() (*goka.Processor, error) {
-		return d.NewProcessor(p.cfg.Brokers,
+		return d.NewProcessor(p.cfg.Brokers, append(opts.GroupOptions(p.cfg.FetchWait, p.cfg.GroupInstanceID),
 			goka.WithClientID(p.cfg.ClientID),
 			goka.WithStorageBuilder(replayed(ctx, keepSetValues(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, DefaultStateCacheMB, n),
 				stateCacheBytes(p.cfg.RestoreCacheMB, DefaultRestoreCacheMB, n), p.cfg.WriteBufferMB<<20, log)),
 				opts.ReadPartition, &p.replays, log)),
 			goka.WithProducerBuilder(opts.StreamProducerBuilder(cmp.Or(p.cfg.ProduceLinger, kafka.DefaultProduceLinger), string(topics.DetectorTable()))),
-			goka.WithConsumerGroupBuilder(opts.ConsumerGroupBuilder(p.cfg.FetchWait, p.cfg.GroupInstanceID)),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),
 			goka.WithTopicManagerBuilder(opts.TopicManagerBuilder()),
 			goka.WithLogger(kafka.GokaLogger{L: log}),
 			goka.WithPartitionChannelSize(partitionChannelSize),
-		)
+		)...)
 	}
 
 	if p.wrapBuild != nil {

@@ -91,20 +91,25 @@ func GroupInstanceIDError(id string) error {
 	return nil
 }
 
-// ConsumerGroupBuilder builds goka's consumer groups with ordered commits;
-// their fetches wait up to fetchWait for streamMinBytes (0: DefaultFetchWait).
-// A non-empty instanceID makes the member static (group.instance.id): the
-// group keeps its partitions for it across a restart within the session
-// timeout instead of rebalancing twice, and it does not leave the group when
-// it stops.
-func (o Options) ConsumerGroupBuilder(fetchWait time.Duration, instanceID string) goka.ConsumerGroupBuilder {
-	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
-		c := o.groupConfig(clientID, fetchWait, instanceID)
-		g, err := sarama.NewConsumerGroup(brokers, group, c)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: joining group %s: %w", group, err)
-		}
-		return OrderedCommits(g), nil
+// GroupOptions are a processor's consumer group options: goka's consumer
+// group, whose fetches wait up to fetchWait for streamMinBytes (0:
+// DefaultFetchWait), with ordered commits (Ordered: its group and its context
+// wrapper, which work only together, one pair per processor). A non-empty
+// instanceID makes the member static (group.instance.id): the group keeps its
+// partitions for it across a restart within the session timeout instead of
+// rebalancing twice, and it does not leave the group when it stops.
+func (o Options) GroupOptions(fetchWait time.Duration, instanceID string) []goka.ProcessorOption {
+	ord := new(Ordered)
+	return []goka.ProcessorOption{
+		goka.WithConsumerGroupBuilder(func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+			c := o.groupConfig(clientID, fetchWait, instanceID)
+			g, err := sarama.NewConsumerGroup(brokers, group, c)
+			if err != nil {
+				return nil, fmt.Errorf("kafka: joining group %s: %w", group, err)
+			}
+			return ord.Group(g), nil
+		}),
+		goka.WithContextWrapper(ord.Wrap),
 	}
 }
 

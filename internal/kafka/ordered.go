@@ -4,12 +4,15 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 )
 
-// OrderedCommits wraps a sarama.ConsumerGroup so that an offset is committed
-// only once every record delivered before it on the same partition is done.
+// Ordered keeps the commits of one goka processor in delivery order: an
+// offset is committed only once every record delivered before it on the same
+// partition is done.
 //
 // Goka marks a record's offset when that record's own emits are acked, and
 // sarama keeps the greatest mark. A record whose emits finish early (or that
@@ -17,31 +20,66 @@ import (
 // still in flight; a crash then loses the earlier record for good. Here a mark
 // only advances the committed offset across a contiguous prefix of finished
 // records; a record that was delivered but never finished holds it back.
-func OrderedCommits(g sarama.ConsumerGroup) sarama.ConsumerGroup {
-	return &orderedGroup{ConsumerGroup: g}
+//
+// A record counts as delivered when goka hands it to its callback: Wrap, the
+// processor's context wrapper, registers it there. Goka runs a partition's
+// callbacks one at a time in offset order, each topic's records in the order
+// the claim delivered them, so every record before a marked one was
+// registered before it; a record still waiting in goka's channels has a
+// greater offset than any marked one. Registering there instead of between
+// sarama's claim and goka's reader saves a goroutine and a channel hand-over
+// per record. Both halves are needed: a processor built with Group but not
+// Wrap never commits (see Options).
+type Ordered struct {
+	s atomic.Pointer[orderedSession] // the session of the current generation; nil before the first
 }
 
-type orderedGroup struct{ sarama.ConsumerGroup }
+// Group wraps a sarama.ConsumerGroup so that its sessions commit in order.
+func (o *Ordered) Group(g sarama.ConsumerGroup) sarama.ConsumerGroup {
+	return &orderedGroup{ConsumerGroup: g, o: o}
+}
+
+// Wrap is the processor's goka.ContextWrapper: it registers ctx's record as
+// delivered before goka runs its callback. Outside a group session (goka's
+// tester) it does nothing.
+func (o *Ordered) Wrap(ctx goka.Context) goka.Context {
+	if s := o.s.Load(); s != nil {
+		s.partition(string(ctx.Topic()), ctx.Partition()).delivered(ctx.Offset())
+	}
+	return ctx
+}
+
+type orderedGroup struct {
+	sarama.ConsumerGroup
+	o *Ordered
+}
 
 func (g *orderedGroup) Consume(ctx context.Context, topics []string, h sarama.ConsumerGroupHandler) error {
-	return g.ConsumerGroup.Consume(ctx, topics, &orderedHandler{inner: h})
+	return g.ConsumerGroup.Consume(ctx, topics, &orderedHandler{inner: h, o: g.o})
 }
 
 type orderedHandler struct {
 	inner sarama.ConsumerGroupHandler
-	mu    sync.Mutex
-	s     *orderedSession
+	o     *Ordered
 }
 
+// session is the ordered session of s; goka sees it in place of s, so that
+// its marks go through the session of the generation they belong to.
 func (h *orderedHandler) session(s sarama.ConsumerGroupSession) *orderedSession {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.s == nil || h.s.ConsumerGroupSession != s {
-		h.s = &orderedSession{ConsumerGroupSession: s, parts: map[topicPartition]*pending{}}
+	for {
+		cur := h.o.s.Load()
+		if cur != nil && cur.ConsumerGroupSession == s {
+			return cur
+		}
+		if n := (&orderedSession{ConsumerGroupSession: s, parts: map[topicPartition]*pending{}}); h.o.s.CompareAndSwap(cur, n) {
+			return n
+		}
 	}
-	return h.s
 }
 
+// Setup starts a generation: records goka runs from now on belong to it
+// (goka's Cleanup stopped the last generation's partitions, and their
+// callbacks with them, before this Setup).
 func (h *orderedHandler) Setup(s sarama.ConsumerGroupSession) error {
 	return h.inner.Setup(h.session(s))
 }
@@ -51,53 +89,8 @@ func (h *orderedHandler) Cleanup(s sarama.ConsumerGroupSession) error {
 }
 
 func (h *orderedHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
-	os := h.session(s)
-	p := os.partition(c.Topic(), c.Partition())
-	// Buffered like sarama's own channel: with a hand-over per record the
-	// forwarder and goka's reader woke each other for every record.
-	out := make(chan *sarama.ConsumerMessage, forwardBuffer)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	stop := make(chan struct{})
-	go func() {
-		defer wg.Done()
-		defer close(out)
-		for {
-			select {
-			case m, ok := <-c.Messages():
-				if !ok {
-					return
-				}
-				// Register before handing over: the record can be marked
-				// only after it was delivered. A record still in out when
-				// the claim ends stays registered and unfinished, so no
-				// commit passes it.
-				p.delivered(m.Offset)
-				select {
-				case out <- m:
-				case <-stop:
-					return
-				}
-			case <-stop:
-				return
-			}
-		}
-	}()
-	err := h.inner.ConsumeClaim(os, &orderedClaim{ConsumerGroupClaim: c, out: out})
-	close(stop)
-	wg.Wait()
-	return err
+	return h.inner.ConsumeClaim(h.session(s), c)
 }
-
-// forwardBuffer is how many delivered records wait for goka's reader.
-const forwardBuffer = 256
-
-type orderedClaim struct {
-	sarama.ConsumerGroupClaim
-	out chan *sarama.ConsumerMessage
-}
-
-func (c *orderedClaim) Messages() <-chan *sarama.ConsumerMessage { return c.out }
 
 type topicPartition struct {
 	topic     string

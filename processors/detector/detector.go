@@ -20,7 +20,7 @@
 //   - alerts and late dead letters are produced synchronously, acked before
 //     the state that records them is written, so the state never says
 //     "alerted" for an alert Kafka does not have;
-//   - commits are ordered (internal/kafka.OrderedCommits), so an offset is
+//   - commits are ordered (internal/kafka.Ordered), so an offset is
 //     committed only after every earlier record's writes were acked.
 package detector
 

@@ -1,0 +1,96 @@
+package kafka
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// markSession is a group session that records the offsets committed to it.
+type markSession struct {
+	sarama.ConsumerGroupSession
+	marks []int64
+}
+
+func (s *markSession) MarkOffset(_ string, _ int32, offset int64, _ string) {
+	s.marks = append(s.marks, offset)
+}
+
+// sessionHandler keeps the session goka would be given.
+type sessionHandler struct {
+	sarama.ConsumerGroupHandler
+	s sarama.ConsumerGroupSession
+}
+
+func (h *sessionHandler) Setup(s sarama.ConsumerGroupSession) error { h.s = s; return nil }
+
+// gokaContext lets record embed goka.Context, whose method set has a Context.
+type gokaContext = goka.Context
+
+// record is the goka context of one record.
+type record struct {
+	gokaContext
+	topic     goka.Stream
+	partition int32
+	offset    int64
+}
+
+func (r record) Topic() goka.Stream { return r.topic }
+func (r record) Partition() int32   { return r.partition }
+func (r record) Offset() int64      { return r.offset }
+
+// Records handed to callbacks (Wrap) commit only as a finished prefix, per
+// topic and partition, in the session of their generation.
+func TestOrderedWrapRegistersDeliveries(t *testing.T) {
+	o := new(Ordered)
+	o.Wrap(record{topic: "in", offset: 1}) // before any session (goka's tester): nothing to register in
+	inner := &sessionHandler{}
+	h := &orderedHandler{inner: inner, o: o}
+	gen1 := &markSession{}
+	if err := h.Setup(gen1); err != nil {
+		t.Fatal(err)
+	}
+	s := inner.s
+	for _, off := range []int64{10, 11, 13} {
+		if got := o.Wrap(record{topic: "in", partition: 2, offset: off}); got.Offset() != off {
+			t.Fatalf("Wrap changed the context: offset %d, want %d", got.Offset(), off)
+		}
+	}
+	o.Wrap(record{topic: "loop", partition: 2, offset: 5})
+	s.MarkOffset("in", 2, 12, "") // 11 done; 10 still in flight
+	s.MarkOffset("loop", 2, 6, "")
+	if !slices.Equal(gen1.marks, []int64{6}) {
+		t.Fatalf("commits %v with in/2 offset 10 in flight, want only loop/2's 6", gen1.marks)
+	}
+	s.MarkOffset("in", 2, 11, "") // 10 done
+	s.MarkOffset("in", 2, 14, "") // 13 done
+	s.MarkOffset("in", 2, 20, "") // 19 was never handed to a callback
+	if want := []int64{6, 12, 14}; !slices.Equal(gen1.marks, want) {
+		t.Fatalf("commits %v, want %v", gen1.marks, want)
+	}
+
+	// The next generation registers in its own session; the last one's
+	// late marks still go to the last one.
+	gen2 := &markSession{}
+	if err := h.Setup(gen2); err != nil {
+		t.Fatal(err)
+	}
+	if inner.s == s {
+		t.Fatal("the new generation got the last one's session")
+	}
+	o.Wrap(record{topic: "in", partition: 2, offset: 14})
+	inner.s.MarkOffset("in", 2, 15, "")
+	if !slices.Equal(gen2.marks, []int64{15}) || len(gen1.marks) != 3 {
+		t.Fatalf("commits: generation 1 %v, generation 2 %v; want [6 12 14] and [15]", gen1.marks, gen2.marks)
+	}
+}
+
+// A processor gets the group and the context wrapper of one Ordered: the
+// group alone would never commit.
+func TestGroupOptionsPairGroupAndWrapper(t *testing.T) {
+	if got := len(Options{ClientID: "x"}.GroupOptions(0, "")); got != 2 {
+		t.Fatalf("%d options, want the group builder and the context wrapper", got)
+	}
+}
