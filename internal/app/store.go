@@ -79,12 +79,16 @@ type store struct {
 	// write-backs and compactions on the way.
 	replayBytes int
 
-	mu        sync.Mutex
-	mem       map[string]*entry
-	memBytes  int
-	dirty     []*entry // mem's entries not yet written, oldest first
-	slab      []entry  // where new entries are taken from, entrySlab at a time
-	free      []*entry // evicted entries, taken before the slab
+	mu       sync.Mutex
+	mem      map[string]*entry
+	memBytes int
+	dirty    []*entry // mem's entries not yet written, oldest first
+	slab     []entry  // where new entries are taken from, entrySlab at a time
+	free     []*entry // evicted entries, taken before the slab
+	// last is the entry Get or a write found last (nil, or an entry in mem):
+	// goka's Set of a user's new state follows its Get of the old one, and
+	// then finds the entry without a second map lookup.
+	last      *entry
 	gen       uint64
 	offset    int64 // latest offset SetOffset reported; valid if hasOffset
 	hasOffset bool
@@ -200,7 +204,12 @@ func (s *store) Get(key string) ([]byte, error) {
 		defer s.mu.Unlock()
 		return nil, s.err
 	}
-	if e, ok := s.mem[key]; ok {
+	e := s.last
+	if e == nil || e.key != key {
+		e = s.mem[key]
+	}
+	if e != nil {
+		s.last = e
 		e.lent = true
 		v := e.val // e changes in place: read under the lock
 		s.mu.Unlock()
@@ -278,9 +287,13 @@ func (s *store) dueLocked() (must, due bool) {
 // putLocked caches val under key (nil: deleted), dirty if it is yet to be
 // written, and returns the key's entry.
 func (s *store) putLocked(key string, val []byte, dirty bool) *entry {
-	e, ok := s.mem[key]
-	if !ok {
-		e = s.addLocked(key)
+	e := s.last
+	if e == nil || e.key != key {
+		var ok bool
+		if e, ok = s.mem[key]; !ok {
+			e = s.addLocked(key)
+		}
+		s.last = e
 	}
 	s.setLocked(e, val, dirty)
 	return e
@@ -420,6 +433,9 @@ func (s *store) flushLocked() error {
 			continue
 		}
 		delete(s.mem, k)
+		if s.last == e {
+			s.last = nil
+		}
 		s.memBytes -= len(k) + len(e.val) + entryOverhead
 		*e = entry{} // nothing else holds it: it is clean, so not in s.dirty
 		s.free = append(s.free, e)

@@ -497,6 +497,59 @@ func TestStoreCacheIsBounded(t *testing.T) {
 // TestStoreWarmsCacheAtOpen: a reopened store holds the values of its
 // LevelDB in its cache, up to its size, as they are stored, and not the
 // offset; reads give the stored values whether cached or not.
+// A Set after a Get of the same key takes the entry the Get found, unless
+// a write-back evicted it in between: the value then goes to a new entry,
+// cached and written back, never to the evicted one.
+func TestStoreSetAfterEvictedGet(t *testing.T) {
+	const cacheBytes = 4 << 10
+	s := openLive(t, t.TempDir(), cacheBytes)
+	defer s.Close()
+	val := bytes.Repeat([]byte("x"), 100)
+	if err := s.Set("usr_a", val); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		// Other users' writes, then usr_a's Get, then a write-back: the cache
+		// evicts clean entries at random.
+		for j := range 100 {
+			if err := s.Set(fmt.Sprintf("usr_%d_%d", i, j), val); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v, err := s.Get("usr_a"); err != nil || !bytes.Equal(v, val) {
+			t.Fatalf("Get = %q, %v", v, err)
+		}
+		if err := s.flush(); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		_, cached := s.mem["usr_a"]
+		s.mu.Unlock()
+		if !cached {
+			break
+		}
+		if i == 1000 {
+			t.Fatal("usr_a was never evicted")
+		}
+	}
+	// The last Get found usr_a's entry, which the write-back then evicted.
+	if err := s.Set("usr_a", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	e := s.mem["usr_a"]
+	s.mu.Unlock()
+	if e == nil || string(e.val) != "new" || !e.dirty {
+		t.Fatalf("usr_a's entry after the Set: %+v", e)
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.db.Get([]byte("usr_a"), nil); err != nil || string(v) != "new" {
+		t.Fatalf("LevelDB holds %q, %v for usr_a; want new", v, err)
+	}
+}
+
 func TestStoreWarmsCacheAtOpen(t *testing.T) {
 	dir := t.TempDir()
 	s := openLive(t, dir, 1<<20)
