@@ -471,6 +471,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	producerLinger := fs.Duration("producer-linger", bench.DefaultProducerLinger, "linger of the harness's producer of transactions, as Kafka's producers default to (0: send at once)")
 	repeat := fs.Int("repeat", 1, "run the benchmark this many times (each on a fresh embedded broker) and report the medians")
 	profileDir := fs.String("cpuprofile-dir", "", "write CPU and heap profiles of every child (throughput, latency, restore, queries) here (go tool pprof)")
+	timelineDir := fs.String("timeline-dir", "", "write every timed alert and fixed-rate query latency with its start time here as CSV (SIDE-alerts.csv, SIDE-queries.csv), to see when a tail happened")
 	childRole := fs.String("child", "", "internal: run one side of the benchmark (process, serve, baseline, baseline-serve)")
 	childHTTP := fs.String("child-http", "", "internal: HTTP address of a serve child")
 	childProfile := fs.String("child-cpuprofile", "", "internal: CPU profile file of a child")
@@ -499,7 +500,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
 		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, QueryRate: *queryRate, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
 		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ServeGCPercent: *serveGC, GCHeadroomMB: *gcHeadroom, ServeGCHeadroomMB: *serveGCHeadroom, ProducerLinger: *producerLinger, Repeat: *repeat,
-		ProfileDir: *profileDir, Spawn: benchSpawner(exe), Progress: stderr}
+		ProfileDir: *profileDir, TimelineDir: *timelineDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {
 		c.DataDir = "-" // validated below, replaced by a temporary dir
 	}

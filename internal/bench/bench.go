@@ -32,6 +32,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -121,9 +122,16 @@ type Config struct {
 	// producing harness and the embedded broker) over each latency run
 	// (<side>-latency-harness.cpu.pprof). It is created if missing.
 	ProfileDir string
-	Seed       uint64
-	Spawn      Spawner
-	Progress   io.Writer // progress lines; children's stderr
+	// TimelineDir, when set, receives every timed latency with the time it
+	// started, as CSV (sent_unix_us,latency_us), to find when a tail
+	// happened and line it up with a GC or compaction log: each side's
+	// alerts (<side>-alerts.csv, from the send of the last transaction an
+	// alert names) and queries of the fixed-rate run (<side>-queries.csv,
+	// from when each was sent or due). It is created if missing.
+	TimelineDir string
+	Seed        uint64
+	Spawn       Spawner
+	Progress    io.Writer // progress lines; children's stderr
 }
 
 // DefaultProducerLinger is the producer linger of the transactions the
@@ -279,6 +287,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if cfg.ProfileDir != "" {
 			c.ProfileDir = filepath.Join(cfg.ProfileDir, fmt.Sprintf("run-%d", i))
 		}
+		if cfg.TimelineDir != "" {
+			c.TimelineDir = filepath.Join(cfg.TimelineDir, fmt.Sprintf("run-%d", i))
+		}
 		fmt.Fprintf(cfg.Progress, "bench: run %d of %d\n", i, cfg.Repeat)
 		res, err := runOnce(ctx, c)
 		if err != nil {
@@ -294,6 +305,11 @@ func runOnce(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.ProfileDir != "" {
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
 			return nil, fmt.Errorf("bench: profile dir: %w", err)
+		}
+	}
+	if cfg.TimelineDir != "" {
+		if err := os.MkdirAll(cfg.TimelineDir, 0o755); err != nil {
+			return nil, fmt.Errorf("bench: timeline dir: %w", err)
 		}
 	}
 	// progress lines and the children's stderr share the writer
@@ -662,6 +678,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	next := map[int32]int64{}      // alert partition -> next offset to read
 	ends.Each(func(o kadm.ListedOffset) { next[o.Partition] = o.Offset })
 	var lat []time.Duration
+	var latSent []time.Time // lat[i]'s transaction was sent at latSent[i]
 	cctx, cancel := context.WithCancel(ctx)
 	consumed := make(chan struct{})
 	go func() {
@@ -681,6 +698,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 				}
 				if !last.IsZero() {
 					lat = append(lat, now.Sub(last))
+					latSent = append(latSent, last)
 				}
 				mu.Unlock()
 			})
@@ -771,10 +789,36 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	}
 	mu.Lock()
 	f.latency = percentiles(lat)
+	err = r.writeTimeline(s.name+"-alerts.csv", latSent, lat)
 	mu.Unlock()
+	if err != nil {
+		return err
+	}
 	f.latency.RateEPS = rate
 	r.progress("%s alert latency: p50 %.1f ms, p99 %.1f ms, p999 %.1f ms over %d alerts; %.1f CPU-µs/event", s.name,
 		f.latency.P50, f.latency.P99, f.latency.P999, f.latency.Samples, f.latencyCPU)
+	return nil
+}
+
+// writeTimeline writes latencies lat, each started at sent, to name in the
+// timeline dir (none: nothing), in the order they started.
+func (r *run) writeTimeline(name string, sent []time.Time, lat []time.Duration) error {
+	if r.cfg.TimelineDir == "" {
+		return nil
+	}
+	rows := make([][2]int64, len(lat))
+	for i := range rows {
+		rows[i] = [2]int64{sent[i].UnixMicro(), lat[i].Microseconds()}
+	}
+	slices.SortStableFunc(rows, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	var b strings.Builder
+	b.WriteString("sent_unix_us,latency_us\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%d,%d\n", r[0], r[1])
+	}
+	if err := os.WriteFile(filepath.Join(r.cfg.TimelineDir, name), []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("bench: timeline: %w", err)
+	}
 	return nil
 }
 
@@ -926,7 +970,7 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 		}
 	}
 	r.progress("%s queries: %d clients for %v, each sending its next request when the last is answered", s.name, r.cfg.Clients, r.cfg.QueryDuration)
-	all, took, err := r.ask(ctx, s, addr, 0)
+	all, _, took, err := r.ask(ctx, s, addr, 0)
 	if err != nil {
 		return err
 	}
@@ -938,8 +982,11 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 		rate = f.queryRPS / 2
 	}
 	r.progress("%s queries: %d clients for %v at %s requests/s", s.name, r.cfg.Clients, r.cfg.QueryDuration, commas(int64(rate)))
-	all, _, err = r.ask(ctx, s, addr, rate)
+	all, sent, _, err := r.ask(ctx, s, addr, rate)
 	if err != nil {
+		return err
+	}
+	if err := r.writeTimeline(s.name+"-queries.csv", sent, all); err != nil {
 		return err
 	}
 	f.query = percentiles(all)
@@ -950,7 +997,7 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 }
 
 // ask runs the query clients against addr for the query duration and returns
-// every request's latency and how long they ran. With rate 0 each client
+// every request's latency, when it was sent (or due), and how long they ran. With rate 0 each client
 // sends its next request as soon as the last one is answered (the service's
 // most requests/s). With a rate, the clients together send rate requests/s
 // on a fixed schedule, client i's k-th request due at i/rate + k·clients/rate.
@@ -959,9 +1006,10 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 // every request queued behind it too (no coordinated omission). One that
 // waits for its time is timed from when it is sent, as the sleep's overshoot
 // is the harness's, not the service's.
-func (r *run) ask(ctx context.Context, s side, addr string, rate float64) ([]time.Duration, time.Duration, error) {
+func (r *run) ask(ctx context.Context, s side, addr string, rate float64) ([]time.Duration, []time.Time, time.Duration, error) {
 	var wg sync.WaitGroup
 	lats := make([][]time.Duration, r.cfg.Clients)
+	sents := make([][]time.Time, r.cfg.Clients)
 	var bad atomic.Int64
 	var firstBad atomic.Value
 	begin := time.Now()
@@ -1000,6 +1048,7 @@ func (r *run) ask(ctx context.Context, s side, addr string, rate float64) ([]tim
 					continue
 				}
 				lats[i] = append(lats[i], time.Since(t0))
+				sents[i] = append(sents[i], t0)
 				if status != http.StatusOK {
 					bad.Add(1)
 					firstBad.CompareAndSwap(nil, fmt.Sprintf("GET /v1/users/%s: %d: %.200s", u, status, body))
@@ -1011,9 +1060,9 @@ func (r *run) ask(ctx context.Context, s side, addr string, rate float64) ([]tim
 	took := time.Since(begin)
 	all := slices.Concat(lats...)
 	if n := bad.Load(); n > 0 {
-		return nil, 0, fmt.Errorf("bench: %s: %d of %d queries failed, first: %v", s.name, n, len(all), firstBad.Load())
+		return nil, nil, 0, fmt.Errorf("bench: %s: %d of %d queries failed, first: %v", s.name, n, len(all), firstBad.Load())
 	}
-	return all, took, nil
+	return all, slices.Concat(sents...), took, nil
 }
 
 // queryConn is one measuring client's keep-alive HTTP/1.1 connection. It
@@ -1080,6 +1129,7 @@ func percentiles(ds []time.Duration) Percentiles {
 	if len(ds) == 0 {
 		return Percentiles{}
 	}
+	ds = slices.Clone(ds) // the caller's order stays: a timeline pairs it with start times
 	slices.Sort(ds)
 	at := func(q float64) float64 {
 		i := int(q*float64(len(ds))+0.999999) - 1

@@ -72,12 +72,16 @@ func TestSmoke(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	profiles := t.TempDir()
+	profiles, timelines := t.TempDir(), filepath.Join(t.TempDir(), "timeline")
 	res, err := bench.Run(ctx, bench.Config{Brokers: brokers, Events: 3000, Users: 300, Partitions: 2, Clients: 4, Repeat: 1,
 		LatencyDuration: time.Second, LatencyWarmup: 500 * time.Millisecond, QueryDuration: 500 * time.Millisecond, DataDir: t.TempDir(), Seed: 1,
-		ProducerLinger: bench.DefaultProducerLinger, ProfileDir: profiles, Spawn: spawner, Progress: testWriter{t}})
+		ProducerLinger: bench.DefaultProducerLinger, ProfileDir: profiles, TimelineDir: timelines, Spawn: spawner, Progress: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name, p := range map[string]bench.Percentiles{"fraudwatch-alerts.csv": res.AlertLatencyMS, "baseline-alerts.csv": res.BaselineAlertLatencyMS,
+		"fraudwatch-queries.csv": res.QueryLatencyMS, "baseline-queries.csv": res.BaselineQueryLatencyMS} {
+		checkTimeline(t, filepath.Join(timelines, name), p)
 	}
 	for _, side := range []string{"fraudwatch", "baseline"} {
 		for _, run := range []string{"throughput", "latency", "latency-harness", "restore", "serve"} {
@@ -185,5 +189,33 @@ func TestConfigValidate(t *testing.T) {
 	err = (bench.Config{FetchWait: 100 * time.Microsecond}).Validate()
 	if err == nil || !strings.Contains(err.Error(), "--fetch-wait must be between 1ms and 1s") {
 		t.Errorf("fetch wait of 100µs: %v", err)
+	}
+}
+
+// checkTimeline checks a timeline file: one row per latency of p, in the
+// order they started, none below zero and the largest not below p's p999.
+func checkTimeline(t *testing.T, name string, p bench.Percentiles) {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if lines[0] != "sent_unix_us,latency_us" || len(lines)-1 != p.Samples {
+		t.Errorf("%s: header %q and %d rows, want sent_unix_us,latency_us and %d", name, lines[0], len(lines)-1, p.Samples)
+		return
+	}
+	var prev, maxLat int64
+	for _, l := range lines[1:] {
+		var sent, lat int64
+		if _, err := fmt.Sscanf(l, "%d,%d", &sent, &lat); err != nil || sent < prev || lat < 0 {
+			t.Errorf("%s: row %q after a start at %d (%v)", name, l, prev, err)
+			return
+		}
+		prev, maxLat = sent, max(maxLat, lat)
+	}
+	if got := float64(maxLat) / 1000; got+0.001 < p.P999 {
+		t.Errorf("%s: largest latency %.3f ms, below the figures' p999 %.3f", name, got, p.P999)
 	}
 }

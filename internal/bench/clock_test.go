@@ -32,3 +32,16 @@ func TestEventTimes(t *testing.T) {
 		t.Fatalf("event at %v, want %v", got, want)
 	}
 }
+
+// percentiles leaves its input in the order the caller keeps it in: a
+// timeline pairs each latency with its start time by position.
+func TestPercentilesKeepOrder(t *testing.T) {
+	ds := []time.Duration{3 * time.Millisecond, time.Millisecond, 2 * time.Millisecond}
+	p := percentiles(ds)
+	if p.P50 != 2 || p.P999 != 3 || p.Samples != 3 {
+		t.Errorf("percentiles = %+v, want p50 2 ms, p999 3 ms, 3 samples", p)
+	}
+	if ds[0] != 3*time.Millisecond || ds[1] != time.Millisecond || ds[2] != 2*time.Millisecond {
+		t.Errorf("input reordered to %v", ds)
+	}
+}
