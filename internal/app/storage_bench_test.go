@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	gokastorage "github.com/lovoo/goka/storage"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // BenchmarkStorage is the detector's per-event storage work: read a user's
@@ -23,14 +25,7 @@ import (
 func BenchmarkStorage(b *testing.B) {
 	for _, users := range []int{1000, 100000} {
 		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
-			st, err := levelDB(b.TempDir(), 1<<20, 0, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			if err := st.MarkRecovered(); err != nil {
-				b.Fatal(err)
-			}
+			st := openRecovered(b, 1<<20)
 			keys := make([]string, users)
 			for i := range keys {
 				keys[i] = fmt.Sprintf("usr_%06d", i)
@@ -157,14 +152,7 @@ func dirBytes(b *testing.B, dir string) int64 {
 // cached: goka's Get of the state, then its Set of the new one, among 25,000
 // cached users (a partition's share of the bench's 100k).
 func BenchmarkStoreGetSet(b *testing.B) {
-	st, err := levelDB(b.TempDir(), 64<<20, 0, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.MarkRecovered(); err != nil {
-		b.Fatal(err)
-	}
+	st := openRecovered(b, 64<<20)
 	keys := make([]string, 25000)
 	val := make([]byte, 120)
 	for i := range keys {
@@ -191,4 +179,19 @@ func BenchmarkStoreGetSet(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// openRecovered opens a store with cacheBytes of cache in a temporary dir,
+// past its recovery, closed when b ends.
+func openRecovered(b *testing.B, cacheBytes int) gokastorage.Storage {
+	b.Helper()
+	st, err := levelDB(b.TempDir(), cacheBytes, 0, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	if err := st.MarkRecovered(); err != nil {
+		b.Fatal(err)
+	}
+	return st
 }
