@@ -5,7 +5,9 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/kafka"
+	"github.com/fraudwatch/fraudwatch/internal/rules"
 )
 
 // MaxUserIDBytes is the longest user id a query accepts.
@@ -20,12 +23,39 @@ const MaxUserIDBytes = 256
 
 // WindowJSON is one window of a user's state.
 type WindowJSON struct {
-	Start            time.Time          `json:"start"`
-	End              time.Time          `json:"end"`
-	NumTxns          int                `json:"num_txns"`
-	Total            float64            `json:"total"`
-	TotalsByCurrency map[string]float64 `json:"totals_by_currency"`
-	Countries        []string           `json:"countries"`
+	Start            time.Time      `json:"start"`
+	End              time.Time      `json:"end"`
+	NumTxns          int            `json:"num_txns"`
+	Total            float64        `json:"total"`
+	TotalsByCurrency CurrencyTotals `json:"totals_by_currency"`
+	Countries        []string       `json:"countries"`
+}
+
+// CurrencyTotals are a window's sums by currency, sorted by currency; in
+// JSON an object of currency to sum, as a map would be.
+type CurrencyTotals rules.Totals
+
+// MarshalJSON encodes t as an object in currency order, as encoding/json
+// encodes a map; no totals are an empty object.
+func (t CurrencyTotals) MarshalJSON() ([]byte, error) {
+	b, ok := t.appendJSON(nil)
+	if !ok {
+		return nil, fmt.Errorf("views: a total of %v is not a JSON number", t)
+	}
+	return b, nil
+}
+
+// UnmarshalJSON decodes an object of currency to sum.
+func (t *CurrencyTotals) UnmarshalJSON(b []byte) error {
+	var m map[string]float64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*t = nil
+	for _, cur := range slices.Sorted(maps.Keys(m)) {
+		*t = append(*t, rules.Total{Currency: cur, Amount: m[cur]})
+	}
+	return nil
 }
 
 // Freshness says where the answer comes from: the table partition of the
@@ -146,7 +176,7 @@ func (s *Service) getUser(w http.ResponseWriter, r *http.Request) {
 			c = []string{}
 		}
 		out.Windows = append(out.Windows, WindowJSON{Start: time.Unix(0, w.Start).UTC(), End: time.Unix(0, w.End).UTC(),
-			NumTxns: w.NumTxns, Total: w.Total, TotalsByCurrency: w.TotalsByCurrency, Countries: c})
+			NumTxns: w.NumTxns, Total: w.Total, TotalsByCurrency: CurrencyTotals(w.TotalsByCurrency), Countries: c})
 	}
 	if st.Started {
 		t := time.Unix(0, st.StreamTime).UTC()

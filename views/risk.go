@@ -40,7 +40,8 @@ func Score(c rules.Config, ws []rules.Window, recent []*codecs.AlertRecord) Risk
 			}
 		}
 		if c.Amount.Enabled {
-			for cur, sum := range w.TotalsByCurrency {
+			for _, t := range w.TotalsByCurrency {
+				cur, sum := t.Currency, t.Amount
 				thr, ok := c.Amount.Thresholds[cur]
 				if !ok {
 					thr = c.Amount.Default

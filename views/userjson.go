@@ -3,7 +3,6 @@ package views
 import (
 	"encoding/json"
 	"math"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -87,26 +86,8 @@ func (w *WindowJSON) appendJSON(b []byte) ([]byte, bool) {
 		return b, false
 	}
 	b = append(b, `,"totals_by_currency":`...)
-	if w.TotalsByCurrency == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '{')
-		keys := make([]string, 0, len(w.TotalsByCurrency))
-		for k := range w.TotalsByCurrency {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys) // encoding/json sorts map keys
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			if b, ok = appendJSONFloat(b, w.TotalsByCurrency[k]); !ok {
-				return b, false
-			}
-		}
-		b = append(b, '}')
+	if b, ok = w.TotalsByCurrency.appendJSON(b); !ok {
+		return b, false
 	}
 	b = append(b, `,"countries":`...)
 	b = appendJSONStrings(b, w.Countries)
@@ -208,4 +189,22 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendJSON appends t as CurrencyTotals.MarshalJSON encodes it; false if a
+// sum is not a JSON number.
+func (t CurrencyTotals) appendJSON(b []byte) ([]byte, bool) {
+	b = append(b, '{')
+	for i, x := range t {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, x.Currency)
+		b = append(b, ':')
+		var ok bool
+		if b, ok = appendJSONFloat(b, x.Amount); !ok {
+			return b, false
+		}
+	}
+	return append(b, '}'), true
 }

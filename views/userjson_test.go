@@ -3,12 +3,15 @@ package views
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
+	"github.com/fraudwatch/fraudwatch/internal/rules"
 )
 
 // tricky strings: HTML, quotes, control bytes, line separators, invalid UTF-8.
@@ -69,9 +72,12 @@ func randUser(rnd *rand.Rand) *UserJSON {
 		for range rnd.IntN(4) {
 			w := WindowJSON{Start: randTime(rnd), End: randTime(rnd), NumTxns: rnd.IntN(1000), Total: randFloat(rnd), Countries: randStrings(rnd)}
 			if rnd.IntN(4) > 0 {
-				w.TotalsByCurrency = map[string]float64{}
+				m := map[string]float64{}
 				for range rnd.IntN(5) {
-					w.TotalsByCurrency[randString(rnd)] = randFloat(rnd)
+					m[randString(rnd)] = randFloat(rnd)
+				}
+				for _, cur := range slices.Sorted(maps.Keys(m)) {
+					w.TotalsByCurrency = append(w.TotalsByCurrency, rules.Total{Currency: cur, Amount: m[cur]})
 				}
 			}
 			u.Windows = append(u.Windows, w)
@@ -118,7 +124,7 @@ func TestUserJSONMatchesEncodingJSON(t *testing.T) {
 func TestUserJSONDeclines(t *testing.T) {
 	for _, u := range []*UserJSON{
 		{Windows: []WindowJSON{{Total: math.NaN()}}},
-		{Windows: []WindowJSON{{TotalsByCurrency: map[string]float64{"EUR": math.Inf(1)}}}},
+		{Windows: []WindowJSON{{TotalsByCurrency: CurrencyTotals{{Currency: "EUR", Amount: math.Inf(1)}}}}},
 		{StreamTime: new(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))},
 	} {
 		if b, ok := u.AppendJSON(nil); ok {
@@ -137,7 +143,7 @@ func FuzzUserJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id, currency string, total float64, ns int64) {
 		st := time.Unix(0, ns).UTC()
 		u := &UserJSON{UserID: id, Risk: Risk{Level: "normal", Reasons: []string{id}}, StreamTime: &st,
-			Windows: []WindowJSON{{Start: st, End: st, Total: total, TotalsByCurrency: map[string]float64{currency: total}, Countries: []string{currency}}}}
+			Windows: []WindowJSON{{Start: st, End: st, Total: total, TotalsByCurrency: CurrencyTotals{{Currency: currency, Amount: total}}, Countries: []string{currency}}}}
 		var want bytes.Buffer
 		werr := json.NewEncoder(&want).Encode(u)
 		got, ok := u.AppendJSON(nil)
@@ -145,4 +151,27 @@ func FuzzUserJSON(f *testing.F) {
 			t.Fatalf("got %q (%v), want %q (%v)", got, ok, want.Bytes(), werr)
 		}
 	})
+}
+
+// Window totals read back what they wrote, in currency order, and null
+// reads as none.
+func TestCurrencyTotalsRoundTrip(t *testing.T) {
+	in := CurrencyTotals{{Currency: "ARS", Amount: 15000.5}, {Currency: "USD", Amount: 0.25}, {Currency: "é<", Amount: 1e21}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"ARS":15000.5,"USD":0.25,"é\u003c":1e+21}`; string(b) != want { // as encoding/json writes a map
+		t.Errorf("encoded %s, want %s", b, want)
+	}
+	var out CurrencyTotals
+	if err := json.Unmarshal([]byte(`{"USD":0.25,"é<":1e21,"ARS":15000.5}`), &out); err != nil || !slices.Equal(out, in) {
+		t.Errorf("decoded %v (%v), want %v", out, err, in)
+	}
+	if err := json.Unmarshal([]byte(`null`), &out); err != nil || out != nil {
+		t.Errorf("null decoded as %v (%v)", out, err)
+	}
+	if b, err := json.Marshal(CurrencyTotals(nil)); err != nil || string(b) != "{}" {
+		t.Errorf("no totals encoded as %s (%v), want {}", b, err)
+	}
 }

@@ -380,7 +380,7 @@ func TestScoreFormatsOnlyReasons(t *testing.T) {
 	c := rules.Default()
 	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC).UnixNano()
 	quiet := []rules.Window{{Start: start, End: start + int64(time.Minute), NumTxns: 1, Total: 10,
-		TotalsByCurrency: map[string]float64{"USD": 10}, Countries: []string{"US"}}}
+		TotalsByCurrency: rules.Totals{{Currency: "USD", Amount: 10}}, Countries: []string{"US"}}}
 	if allocs := testing.AllocsPerRun(100, func() { Score(c, quiet, nil) }); allocs != 0 {
 		t.Errorf("a quiet user's score allocated %v times, want 0", allocs)
 	}

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -278,8 +279,51 @@ type Window struct {
 	Start, End       int64
 	NumTxns          int
 	Total            float64
-	TotalsByCurrency map[string]float64
+	TotalsByCurrency Totals
 	Countries        []string
+}
+
+// Total is a window's sum in one currency.
+type Total struct {
+	Currency string
+	Amount   float64
+}
+
+// Totals are a window's sums by currency, sorted by currency. A window's
+// events are in a currency or two: a slice of them is one small allocation
+// where a map was two of a few hundred bytes, and the view service builds
+// them for every window of every answer.
+type Totals []Total
+
+// Get returns the sum in currency (0 if there is none).
+func (t Totals) Get(currency string) float64 {
+	for _, x := range t {
+		if x.Currency == currency {
+			return x.Amount
+		}
+	}
+	return 0
+}
+
+// add adds amount to the sum in currency, keeping t sorted.
+func (t Totals) add(currency string, amount float64) Totals {
+	i := 0
+	for ; i < len(t) && t[i].Currency < currency; i++ {
+	}
+	if i < len(t) && t[i].Currency == currency {
+		t[i].Amount += amount
+		return t
+	}
+	return slices.Insert(t, i, Total{Currency: currency, Amount: amount})
+}
+
+// Map returns the sums as a map.
+func (t Totals) Map() map[string]float64 {
+	m := make(map[string]float64, len(t))
+	for _, x := range t {
+		m[x.Currency] = x.Amount
+	}
+	return m
 }
 
 // floorDiv rounds towards negative infinity.
@@ -366,7 +410,7 @@ func (c *Config) evalTumbling(st *State, userID string, ev Event) []Alert {
 	agg := c.aggregate(st.Events, start, end, false, c.MaxAlertTxnIDs)
 	var alerts []Alert
 	for _, r := range [...]Rule{RuleVelocity, RuleAmount, RuleCountries} {
-		thr, hit := c.crosses(r, agg.count, agg.totals[ev.Currency], len(agg.countries), ev.Currency)
+		thr, hit := c.crosses(r, agg.count, agg.totals.Get(ev.Currency), len(agg.countries), ev.Currency)
 		if !hit || firedTumbling(st.Fired, r, start) {
 			continue
 		}
@@ -406,7 +450,7 @@ func (c *Config) evalSliding(st *State, userID string, ev Event, pos int) []Aler
 		}
 		agg := c.aggregate(st.Events, t-size, t, true, c.MaxAlertTxnIDs)
 		for _, r := range [...]Rule{RuleVelocity, RuleAmount, RuleCountries} {
-			thr, hit := c.crosses(r, agg.count, agg.totals[ev.Currency], len(agg.countries), ev.Currency)
+			thr, hit := c.crosses(r, agg.count, agg.totals.Get(ev.Currency), len(agg.countries), ev.Currency)
 			if !hit || firedSliding(st.Fired, r, t, size) {
 				continue
 			}
@@ -508,7 +552,7 @@ func (c *Config) lowerBound(events []Event, start int64, openStart bool) int {
 type aggregate struct {
 	count       int
 	total       float64
-	totals      map[string]float64
+	totals      Totals
 	countries   []string
 	ids         []string
 	first, last int64
@@ -517,7 +561,7 @@ type aggregate struct {
 // aggregate sums the events in [start, end), or (start, end] when openStart,
 // and lists the ids of the first maxIDs.
 func (c *Config) aggregate(events []Event, start, end int64, openStart bool, maxIDs int) aggregate {
-	a := aggregate{totals: map[string]float64{}}
+	var a aggregate
 	for i := c.lowerBound(events, start, openStart); i < len(events); i++ {
 		e := &events[i]
 		if openStart && e.Time > end || !openStart && e.Time >= end {
@@ -529,7 +573,7 @@ func (c *Config) aggregate(events []Event, start, end int64, openStart bool, max
 		a.last = e.Time
 		a.count++
 		a.total += e.Amount
-		a.totals[e.Currency] += e.Amount
+		a.totals = a.totals.add(e.Currency, e.Amount)
 		if e.Country != "" && !contains(a.countries, e.Country) {
 			a.countries = append(a.countries, e.Country)
 		}
@@ -550,10 +594,7 @@ func contains(xs []string, x string) bool {
 }
 
 func (a *aggregate) alert(userID string, r Rule, start, end int64, thr float64) Alert {
-	totals := make(map[string]float64, len(a.totals))
-	for k, v := range a.totals {
-		totals[k] = v
-	}
+	totals := a.totals.Map()
 	return Alert{
 		ID:               AlertID(userID, r, start, end),
 		Rule:             r,

@@ -2,7 +2,10 @@ package rules
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -337,7 +340,7 @@ func TestMayAlertAgreesWithAggregate(t *testing.T) {
 		a := c.aggregate(events, start, end, open, c.MaxAlertTxnIDs)
 		want, crossing := false, false
 		for _, r := range []Rule{RuleVelocity, RuleAmount, RuleCountries} {
-			if _, hit := c.crosses(r, a.count, a.totals[cur], len(a.countries), cur); hit {
+			if _, hit := c.crosses(r, a.count, a.totals.Get(cur), len(a.countries), cur); hit {
 				crossing = true
 				want = want || !fired(r)
 			}
@@ -354,5 +357,31 @@ func TestMayAlertAgreesWithAggregate(t *testing.T) {
 	}
 	if crossed == 0 || crossed == 5000 || allFired == 0 {
 		t.Fatalf("%d of 5000 windows may alert, %d cross only rules that fired: the cases do not test every answer", crossed, allFired)
+	}
+}
+
+// Totals added in any order are the sums a map gives, sorted by currency.
+func TestTotalsAgreeWithMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	currencies := []string{"ARS", "BRL", "EUR", "USD", "\u00e9", ""}
+	for range 1000 {
+		var tot Totals
+		want := map[string]float64{}
+		for range rng.IntN(20) {
+			cur, amt := currencies[rng.IntN(len(currencies))], float64(rng.IntN(1000))/4
+			tot = tot.add(cur, amt)
+			want[cur] += amt
+		}
+		if !maps.Equal(tot.Map(), want) {
+			t.Fatalf("totals %v, want %v", tot, want)
+		}
+		if !slices.IsSortedFunc(tot, func(a, b Total) int { return strings.Compare(a.Currency, b.Currency) }) {
+			t.Fatalf("totals not sorted: %v", tot)
+		}
+		for _, cur := range currencies {
+			if got := tot.Get(cur); got != want[cur] {
+				t.Fatalf("Get(%q) = %v, want %v", cur, got, want[cur])
+			}
+		}
 	}
 }
