@@ -394,3 +394,19 @@ func TestScoreFormatsOnlyReasons(t *testing.T) {
 		t.Errorf("busy: %+v", r)
 	}
 }
+
+// A window's reasons come in currency order, the same every time.
+func TestScoreReasonsInCurrencyOrder(t *testing.T) {
+	c := rules.Default()
+	c.Amount = rules.Amount{Enabled: true, Default: 100}
+	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC).UnixNano()
+	ws := []rules.Window{{Start: start, End: start + int64(time.Minute), NumTxns: 3, Total: 360,
+		TotalsByCurrency: rules.Totals{{Currency: "ARS", Amount: 90}, {Currency: "BRL", Amount: 80}, {Currency: "USD", Amount: 190}}}}
+	for range 20 {
+		r := Score(c, ws, nil)
+		if len(r.Reasons) != 3 || !strings.HasPrefix(r.Reasons[0], "90.00 ARS") || !strings.HasPrefix(r.Reasons[1], "80.00 BRL") ||
+			!strings.HasPrefix(r.Reasons[2], "190.00 USD") {
+			t.Fatalf("reasons %q, want ARS, BRL, USD in that order", r.Reasons)
+		}
+	}
+}
