@@ -494,9 +494,6 @@ func TestStoreCacheIsBounded(t *testing.T) {
 	}
 }
 
-// TestStoreWarmsCacheAtOpen: a reopened store holds the values of its
-// LevelDB in its cache, up to its size, as they are stored, and not the
-// offset; reads give the stored values whether cached or not.
 // A Set after a Get of the same key takes the entry the Get found, unless
 // a write-back evicted it in between: the value then goes to a new entry,
 // cached and written back, never to the evicted one.
@@ -550,6 +547,9 @@ func TestStoreSetAfterEvictedGet(t *testing.T) {
 	}
 }
 
+// TestStoreWarmsCacheAtOpen: a reopened store holds the values of its
+// LevelDB in its cache, up to its size, as they are stored, and not the
+// offset; reads give the stored values whether cached or not.
 func TestStoreWarmsCacheAtOpen(t *testing.T) {
 	dir := t.TempDir()
 	s := openLive(t, dir, 1<<20)

@@ -787,11 +787,10 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 			r.progress("%s stage %s: p50 %.1f ms, p99 %.1f ms over %d", s.name, st, p.P50, p.P99, p.Samples)
 		}
 	}
-	mu.Lock()
+	mu.Lock() // the reader has stopped: lat and latSent are final
 	f.latency = percentiles(lat)
-	err = r.writeTimeline(s.name+"-alerts.csv", latSent, lat)
 	mu.Unlock()
-	if err != nil {
+	if err := r.writeTimeline(s.name+"-alerts.csv", latSent, lat); err != nil {
 		return err
 	}
 	f.latency.RateEPS = rate
@@ -813,8 +812,8 @@ func (r *run) writeTimeline(name string, sent []time.Time, lat []time.Duration) 
 	slices.SortStableFunc(rows, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
 	var b strings.Builder
 	b.WriteString("sent_unix_us,latency_us\n")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "%d,%d\n", r[0], r[1])
+	for _, row := range rows {
+		fmt.Fprintf(&b, "%d,%d\n", row[0], row[1])
 	}
 	if err := os.WriteFile(filepath.Join(r.cfg.TimelineDir, name), []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("bench: timeline: %w", err)
@@ -997,7 +996,8 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 }
 
 // ask runs the query clients against addr for the query duration and returns
-// every request's latency, when it was sent (or due), and how long they ran. With rate 0 each client
+// every request's latency, when each was sent or due (with a rate and a
+// timeline dir; else nil), and how long they ran. With rate 0 each client
 // sends its next request as soon as the last one is answered (the service's
 // most requests/s). With a rate, the clients together send rate requests/s
 // on a fixed schedule, client i's k-th request due at i/rate + k·clients/rate.
@@ -1010,6 +1010,7 @@ func (r *run) ask(ctx context.Context, s side, addr string, rate float64) ([]tim
 	var wg sync.WaitGroup
 	lats := make([][]time.Duration, r.cfg.Clients)
 	sents := make([][]time.Time, r.cfg.Clients)
+	keepSent := rate > 0 && r.cfg.TimelineDir != "" // only a fixed-rate run's go to a timeline
 	var bad atomic.Int64
 	var firstBad atomic.Value
 	begin := time.Now()
@@ -1048,7 +1049,9 @@ func (r *run) ask(ctx context.Context, s side, addr string, rate float64) ([]tim
 					continue
 				}
 				lats[i] = append(lats[i], time.Since(t0))
-				sents[i] = append(sents[i], t0)
+				if keepSent {
+					sents[i] = append(sents[i], t0)
+				}
 				if status != http.StatusOK {
 					bad.Add(1)
 					firstBad.CompareAndSwap(nil, fmt.Sprintf("GET /v1/users/%s: %d: %.200s", u, status, body))

@@ -29,7 +29,7 @@ import (
 // greater offset than any marked one. Registering there instead of between
 // sarama's claim and goka's reader saves a goroutine and a channel hand-over
 // per record. Both halves are needed: a processor built with Group but not
-// Wrap never commits (see Options).
+// Wrap never commits (Options.GroupOptions gives them as a pair).
 type Ordered struct {
 	s atomic.Pointer[orderedSession] // the session of the current generation; nil before the first
 }
@@ -63,33 +63,24 @@ type orderedHandler struct {
 	o     *Ordered
 }
 
-// session is the ordered session of s; goka sees it in place of s, so that
-// its marks go through the session of the generation they belong to.
-func (h *orderedHandler) session(s sarama.ConsumerGroupSession) *orderedSession {
-	for {
-		cur := h.o.s.Load()
-		if cur != nil && cur.ConsumerGroupSession == s {
-			return cur
-		}
-		if n := (&orderedSession{ConsumerGroupSession: s, parts: map[topicPartition]*pending{}}); h.o.s.CompareAndSwap(cur, n) {
-			return n
-		}
-	}
-}
-
-// Setup starts a generation: records goka runs from now on belong to it
-// (goka's Cleanup stopped the last generation's partitions, and their
-// callbacks with them, before this Setup).
+// Setup starts a generation with an ordered session that goka sees in place
+// of s, so that its marks go through the session of the generation they
+// belong to; records goka runs from now on are registered in it. (sarama
+// runs a generation's Setup, claims and Cleanup in turn, and goka's Cleanup
+// stopped the last generation's partitions, and their callbacks with them,
+// before this Setup.)
 func (h *orderedHandler) Setup(s sarama.ConsumerGroupSession) error {
-	return h.inner.Setup(h.session(s))
+	os := &orderedSession{ConsumerGroupSession: s, parts: map[topicPartition]*pending{}}
+	h.o.s.Store(os)
+	return h.inner.Setup(os)
 }
 
-func (h *orderedHandler) Cleanup(s sarama.ConsumerGroupSession) error {
-	return h.inner.Cleanup(h.session(s))
+func (h *orderedHandler) Cleanup(sarama.ConsumerGroupSession) error {
+	return h.inner.Cleanup(h.o.s.Load())
 }
 
-func (h *orderedHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
-	return h.inner.ConsumeClaim(h.session(s), c)
+func (h *orderedHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	return h.inner.ConsumeClaim(h.o.s.Load(), c)
 }
 
 type topicPartition struct {

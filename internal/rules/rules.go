@@ -20,6 +20,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -307,10 +308,8 @@ func (t Totals) Get(currency string) float64 {
 
 // add adds amount to the sum in currency, keeping t sorted.
 func (t Totals) add(currency string, amount float64) Totals {
-	i := 0
-	for ; i < len(t) && t[i].Currency < currency; i++ {
-	}
-	if i < len(t) && t[i].Currency == currency {
+	i, found := slices.BinarySearchFunc(t, currency, func(x Total, c string) int { return strings.Compare(x.Currency, c) })
+	if found {
 		t[i].Amount += amount
 		return t
 	}
@@ -594,7 +593,6 @@ func contains(xs []string, x string) bool {
 }
 
 func (a *aggregate) alert(userID string, r Rule, start, end int64, thr float64) Alert {
-	totals := a.totals.Map()
 	return Alert{
 		ID:               AlertID(userID, r, start, end),
 		Rule:             r,
@@ -603,7 +601,7 @@ func (a *aggregate) alert(userID string, r Rule, start, end int64, thr float64) 
 		End:              end,
 		NumTxns:          a.count,
 		Total:            a.total,
-		TotalsByCurrency: totals,
+		TotalsByCurrency: a.totals.Map(),
 		Threshold:        thr,
 		TxnIDs:           append([]string(nil), a.ids...),
 		FirstEventTime:   a.first,
