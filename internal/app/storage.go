@@ -108,18 +108,20 @@ func staggeredWriteBuffer(writeBuffer int, partition int32) int {
 	return writeBuffer / 16 * (13 + 2*int(partition%4))
 }
 
-// keepSetValues makes every store b builds keep the values Set gives it once
-// the partition is recovered, instead of copies. It is for a processor's
-// group table, where after recovery Set is called only by goka's SetValue,
-// with a value the codec has just encoded (codecs.State allocates one for
-// each) that goka hands to the changelog's producer too, which only reads it;
-// and the store never writes into a value Set gave it (only the replay, before
-// recovery, overwrites cached values in place). A heavy user's state is
-// rewritten for each of its events, and the copy was 7% of the bytes the
-// detector allocated in "fraudwatch bench". Before recovery, and in a view's
-// store, Set is given records of a fetched changelog batch: kept as they
-// are, they would hold on to the whole batch.
-func keepSetValues(b storage.Builder) storage.Builder {
+// keepLargeValues makes every store b builds keep the large values (of
+// keptValueBytes or more) Set gives it once the partition is recovered,
+// instead of copies. It is for a processor's group table, where after
+// recovery Set is called only by goka's SetValue, with a value the codec has
+// just encoded (codecs.StateCache allocates one for each) that goka hands to
+// the changelog's producer too, which only reads it; and the store never
+// writes into a value it keeps. The next Get of the key lends that same
+// slice, and codecs.StateCache finds the decoded state it keeps for it
+// instead of decoding a burst user's large state again. Smaller values are
+// copied into the cache's chunks, where the garbage collector does not visit
+// them one by one (see cache). Before recovery, and in a view's store, Set is
+// given records of a fetched changelog batch: kept as they are, they would
+// hold on to the whole batch.
+func keepLargeValues(b storage.Builder) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		st, err := b(topic, partition)
 		if err != nil {
@@ -127,7 +129,7 @@ func keepSetValues(b storage.Builder) storage.Builder {
 		}
 		s := st.(*store)
 		s.mu.Lock()
-		s.keepSets = true
+		s.keepLarge = true
 		s.mu.Unlock()
 		return s, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -194,4 +195,26 @@ func openRecovered(b *testing.B, cacheBytes int) gokastorage.Storage {
 		b.Fatal(err)
 	}
 	return st
+}
+
+// BenchmarkStoreGC is a full collection of the heap of a process whose
+// store caches users (11-byte keys, 150-byte values): the marking every
+// collection of a view service or processor does for its cache.
+func BenchmarkStoreGC(b *testing.B) {
+	for _, users := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
+			st := openRecovered(b, 1<<30)
+			val := make([]byte, 150)
+			for i := range users {
+				if err := st.Set(fmt.Sprintf("usr_%07d", i), val); err != nil {
+					b.Fatal(err)
+				}
+			}
+			runtime.GC()
+			for b.Loop() {
+				runtime.GC()
+			}
+			runtime.KeepAlive(st)
+		})
+	}
 }

@@ -1,12 +1,12 @@
 package app
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
@@ -31,11 +31,11 @@ const (
 )
 
 // entryOverhead approximates the memory of one cached entry beyond its key
-// and value bytes: its map slot and the size-class rounding of the key and
-// value allocations. It matches a map filled once (about 153 bytes of heap per
-// entry of 50-byte values, against 173 counted); under eviction churn Go's map
-// keeps slack and the heap grows past the count (a 64 MiB cache measured about
-// 90 MB in a 1M-user benchmark profile).
+// and value bytes: its entry and index slot in the cache, and the room taken
+// beyond the value (see cache). 300,000 keys of 11 bytes measured 87 bytes of
+// heap per entry beyond them with 50-byte values, 101 with 150-byte values;
+// the rest of 112 covers part of the garbage the cache's chunks may hold (up
+// to a quarter of them, see cache).
 const entryOverhead = 112
 
 // store is goka's storage.Storage on LevelDB, built for the detector's load
@@ -56,8 +56,10 @@ const entryOverhead = 112
 //   - The batch is written outside the lock, by a background goroutine, so a
 //     slow LevelDB write (a memtable that waits for its compaction) does not
 //     stop the partition; reads meanwhile find the values in memory.
-//   - Written and read values stay cached up to cacheBytes; beyond that,
-//     clean entries are dropped at random. Reads of uncached keys go to
+//   - Written and read values stay cached up to cacheBytes, in a layout the
+//     garbage collector does not visit entry by entry (see cache); beyond
+//     that, clean entries are dropped in the order of their places in the
+//     cache, from where the last eviction stopped. Reads of uncached keys go to
 //     LevelDB (bloom-filtered, so a new user's miss is cheap).
 //   - Until MarkRecovered, goka replays the changelog, which holds every
 //     change of a key, not just its last. Write-back then waits until the
@@ -80,15 +82,13 @@ type store struct {
 	replayBytes int
 
 	mu       sync.Mutex
-	mem      map[string]*entry
+	mem      cache
 	memBytes int
-	dirty    []*entry // mem's entries not yet written, oldest first
-	slab     []entry  // where new entries are taken from, entrySlab at a time
-	free     []*entry // evicted entries, taken before the slab
-	// last is the entry Get or a write found last (nil, or an entry in mem):
-	// goka's Set of a user's new state follows its Get of the old one, and
-	// then finds the entry without a second map lookup.
-	last      *entry
+	dirty    []int32 // mem's entries not yet written, oldest first
+	// last is the entry Get or a write found last (-1: none): goka's Set of
+	// a user's new state follows its Get of the old one, and then finds the
+	// entry without a second lookup.
+	last      int32
 	gen       uint64
 	offset    int64 // latest offset SetOffset reported; valid if hasOffset
 	hasOffset bool
@@ -97,37 +97,20 @@ type store struct {
 	err       error // a failed flush; sticky
 	opened    bool
 	replaying bool // before MarkRecovered: write back only when the cache is full
-	// keepSets: once recovered, Set keeps the value it is given instead of
-	// a copy (see keepSetValues).
-	keepSets bool
-	writing  bool       // a batch is being written, outside mu
-	written  *sync.Cond // on mu: signalled when a batch write ends
-	kick     chan struct{}
-	batch    *leveldb.Batch // reused by every write-back (one is written at a time)
+	// keepLarge: once recovered, Set keeps a value of keptValueBytes or
+	// more as it is given instead of a copy (see keepLargeValues).
+	keepLarge bool
+	writing   bool       // a batch is being written, outside mu
+	written   *sync.Cond // on mu: signalled when a batch write ends
+	kick      chan struct{}
+	batch     *leveldb.Batch // reused by every write-back (one is written at a time)
 
 	stop    chan struct{}
 	stopped chan struct{}
 }
 
-// entry is a cached key. It is changed in place, never replaced in mem, so
-// one map operation finds it for an update and s.dirty can hold it.
-// Entries live in slabs of entrySlab, not one allocation each: the GC marks
-// every object a view service or processor caches on every cycle, and an
-// object per entry beside its key and value made a full GC of a store of
-// 300,000 cached keys take 17.5-42.8 ms (medians of 21 GCs, three runs)
-// against 13.6-14.3 ms from slabs, as much as with entries held in the map.
-// An evicted entry is kept for the next key: slabs are not given back, so
-// they hold as many entries as the cache ever held at once.
-type entry struct {
-	key     string
-	val     []byte // nil: deleted
-	dirty   bool   // in s.dirty: yet to be written
-	deleted bool
-	lent    bool // val was returned by Get, or kept from Set: others may read it, so it is never overwritten
-}
-
 func newStore(db *leveldb.DB, cacheBytes, replayBytes int) *store {
-	s := &store{db: db, cacheBytes: cacheBytes, replayBytes: max(cacheBytes, replayBytes), mem: map[string]*entry{}, lastFlush: time.Now(), replaying: true,
+	s := &store{db: db, cacheBytes: cacheBytes, replayBytes: max(cacheBytes, replayBytes), mem: newCache(), last: -1, lastFlush: time.Now(), replaying: true,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	s.written = sync.NewCond(&s.mu)
 	return s
@@ -146,7 +129,7 @@ func (s *store) warm(k, v []byte) {
 	if len(v) == 0 || s.memBytes+len(k)+len(v)+entryOverhead > s.cacheBytes || string(k) == offsetKey {
 		return
 	}
-	s.putLocked(string(k), bytes.Clone(v), false)
+	s.putLocked(string(k), v, false)
 }
 
 // Open starts the goroutine that writes buffered writes back: when enough
@@ -204,14 +187,9 @@ func (s *store) Get(key string) ([]byte, error) {
 		defer s.mu.Unlock()
 		return nil, s.err
 	}
-	e := s.last
-	if e == nil || e.key != key {
-		e = s.mem[key]
-	}
-	if e != nil {
-		s.last = e
-		e.lent = true
-		v := e.val // e changes in place: read under the lock
+	if i := s.findLocked(key); i >= 0 {
+		s.last = i
+		v := s.mem.lend(i) // never written again: it may be read after the lock is released
 		s.mu.Unlock()
 		return v, nil
 	}
@@ -226,15 +204,18 @@ func (s *store) Get(key string) ([]byte, error) {
 	}
 	s.mu.Lock()
 	if s.gen == gen { // no write since the read: v is still the newest value
-		s.putLocked(key, v, false).lent = true
+		s.putLocked(key, v, false) // a copy: v is the caller's
 	}
 	s.mu.Unlock()
 	return v, nil
 }
 
 // Set caches a copy of value; a processor's store once recovered caches
-// value itself (see keepSetValues).
+// a large value itself (see keepLargeValues).
 func (s *store) Set(key string, value []byte) error {
+	if value == nil {
+		value = []byte{} // a nil value reads as absent
+	}
 	return s.write(key, value, true)
 }
 
@@ -242,21 +223,26 @@ func (s *store) Delete(key string) error {
 	return s.write(key, nil, false)
 }
 
-// write caches val (nil: a deletion) under key, dirty; a copy of it if copyVal,
-// unless the store keeps the values Set gives it.
-func (s *store) write(key string, val []byte, copyVal bool) error {
+// keptValueBytes is the size from which a processor's store keeps the values
+// Set gives it (see keepLargeValues).
+const keptValueBytes = 512
+
+// write caches val (nil: a deletion) under key, dirty: a copy of it, unless
+// fromSet and the store keeps such a value.
+func (s *store) write(key string, val []byte, fromSet bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return s.err
 	}
-	kept := copyVal && !s.replaying && s.keepSets
-	if copyVal && !kept {
-		val = append(make([]byte, 0, len(val)), val...)
-	}
 	s.gen++
-	// A value kept is never the store's to overwrite, as a value Get lent.
-	s.putLocked(key, val, true).lent = kept
+	if fromSet && s.keepLarge && !s.replaying && len(val) >= keptValueBytes {
+		i := s.putLocked(key, nil, true)
+		s.mem.keep(i, val)
+		s.memBytes += len(val)
+	} else {
+		s.putLocked(key, val, true)
+	}
 	switch must, due := s.dueLocked(); {
 	case must || (due && !s.opened):
 		return s.flushLocked()
@@ -284,51 +270,33 @@ func (s *store) dueLocked() (must, due bool) {
 	return len(s.dirty) >= maxDirtyKeys, len(s.dirty) >= flushKeys
 }
 
-// putLocked caches val under key (nil: deleted), dirty if it is yet to be
-// written, and returns the key's entry.
-func (s *store) putLocked(key string, val []byte, dirty bool) *entry {
-	e := s.last
-	if e == nil || e.key != key {
-		var ok bool
-		if e, ok = s.mem[key]; !ok {
-			e = s.addLocked(key)
-		}
-		s.last = e
+// findLocked returns key's entry, -1 if it is not cached.
+func (s *store) findLocked(key string) int32 {
+	if s.last >= 0 && string(s.mem.key(s.mem.ent(s.last))) == key {
+		return s.last
 	}
-	s.setLocked(e, val, dirty)
-	return e
+	return s.mem.find(key)
 }
 
-// entrySlab is the entries allocated at once.
-const entrySlab = 1024
-
-// addLocked caches key, absent and clean.
-func (s *store) addLocked(key string) *entry {
-	var e *entry
-	if n := len(s.free); n > 0 {
-		e, s.free = s.free[n-1], s.free[:n-1]
+// putLocked caches a copy of val under key (nil: deleted), dirty if it is
+// yet to be written, and returns the key's entry.
+func (s *store) putLocked(key string, val []byte, dirty bool) int32 {
+	i := s.findLocked(key)
+	if i < 0 {
+		i = s.mem.add(key, val)
+		s.memBytes += len(key) + len(val) + entryOverhead
 	} else {
-		if len(s.slab) == cap(s.slab) {
-			s.slab = make([]entry, 0, entrySlab)
-		}
-		s.slab = s.slab[:len(s.slab)+1]
-		e = &s.slab[len(s.slab)-1]
+		s.memBytes += len(val) - int(s.mem.ent(i).vlen)
+		s.mem.set(i, val)
 	}
-	*e = entry{key: key}
-	s.mem[key] = e
-	s.memBytes += len(key) + entryOverhead
-	return e
-}
-
-// setLocked gives e the value val (nil: deleted). An entry once dirty
-// stays dirty until it is written: only then does it leave s.dirty.
-func (s *store) setLocked(e *entry, val []byte, dirty bool) {
-	s.memBytes += len(val) - len(e.val)
-	if dirty && !e.dirty {
-		s.dirty = append(s.dirty, e)
+	s.last = i
+	if e := s.mem.ent(i); dirty && e.flags&entDirty == 0 {
+		// An entry once dirty stays dirty until it is written: only then
+		// does it leave s.dirty.
+		e.flags |= entDirty
+		s.dirty = append(s.dirty, i)
 	}
-	e.val, e.deleted, e.lent = val, val == nil, false
-	e.dirty = e.dirty || dirty
+	return i
 }
 
 func (s *store) GetOffset(def int64) (int64, error) {
@@ -425,22 +393,28 @@ func (s *store) flushLocked() error {
 	if s.replaying {
 		limit = s.replayBytes / 2
 	}
-	for k, e := range s.mem { // map order is random: random eviction
-		if s.memBytes <= limit {
-			break
-		}
-		if e.dirty {
+	s.evictLocked(limit)
+	return nil
+}
+
+// evictLocked drops clean entries until the cache holds at most limit
+// bytes, going round the entries in the order of their places, from where
+// the last eviction stopped.
+func (s *store) evictLocked(limit int) {
+	m := &s.mem
+	for n := m.slots; n > 0 && s.memBytes > limit; n-- {
+		i := m.hand
+		m.hand = (m.hand + 1) % m.slots
+		e := m.ent(i)
+		if e.flags&entUsed == 0 || e.flags&entDirty != 0 {
 			continue
 		}
-		delete(s.mem, k)
-		if s.last == e {
-			s.last = nil
+		s.memBytes -= int(e.klen+e.vlen) + entryOverhead
+		if s.last == i {
+			s.last = -1
 		}
-		s.memBytes -= len(k) + len(e.val) + entryOverhead
-		*e = entry{} // nothing else holds it: it is clean, so not in s.dirty
-		s.free = append(s.free, e)
+		m.remove(i) // it is clean, so not in s.dirty
 	}
-	return nil
 }
 
 // writeBackChunk bounds the entries of one write-back batch. The lock is
@@ -478,14 +452,14 @@ func (s *store) batchLocked(max int, last bool, off int64) (*leveldb.Batch, int)
 	}
 	b := s.batch
 	b.Reset()
-	for i, e := range chunk {
-		if e.deleted {
-			b.Delete([]byte(e.key))
+	for _, i := range chunk {
+		e := s.mem.ent(i)
+		if e.flags&entNil != 0 {
+			b.Delete(s.mem.key(e))
 		} else {
-			b.Put([]byte(e.key), e.val) // copied: the batch holds no reference to e.val
+			b.Put(s.mem.key(e), s.mem.value(i)) // copied: the batch holds no reference to the cache
 		}
-		e.dirty = false
-		chunk[i] = nil
+		e.flags &^= entDirty
 	}
 	// Keys dirtied later are appended after what is left.
 	s.dirty = s.dirty[len(chunk):]
@@ -516,24 +490,10 @@ func (s *store) applyChangelog(recs []*kgo.Record) error {
 		if s.err != nil {
 			return s.err
 		}
-		// One map lookup, and no key allocated for a key already cached.
-		e, ok := s.mem[string(r.Key)]
-		if !ok {
-			e = s.addLocked(string(r.Key))
-		}
-		var v []byte
-		if r.Value != nil { // a copy: r.Value shares the fetch's buffer
-			// The cached value is overwritten if it fits: nothing can hold it
-			// (Get did not return it, and a write-back batch copies it).
-			if e.val != nil && !e.lent && cap(e.val) >= len(r.Value) {
-				v = e.val[:len(r.Value)]
-			} else {
-				v = make([]byte, len(r.Value))
-			}
-			copy(v, r.Value)
-		}
 		s.gen++
-		s.setLocked(e, v, true)
+		// Key and value (nil: a tombstone) are copied into the cache, not
+		// kept: they share the fetch's buffer.
+		s.putLocked(unsafe.String(unsafe.SliceData(r.Key), len(r.Key)), r.Value, true)
 		s.offset, s.hasOffset, s.offDirty = r.Offset, true, true
 		if _, due := s.dueLocked(); due {
 			if err := s.flushLocked(); err != nil {

@@ -48,6 +48,23 @@ func openLive(t *testing.T, dir string, cacheBytes int) *store {
 	return s
 }
 
+// cachedEntry is a key's entry in a store's cache.
+type cachedEntry struct {
+	val   []byte
+	dirty bool
+}
+
+// cached returns every key s caches; s.mu must be held.
+func cached(s *store) map[string]cachedEntry {
+	all := map[string]cachedEntry{}
+	for i := range s.mem.slots {
+		if e := s.mem.ent(i); e.flags&entUsed != 0 {
+			all[string(s.mem.key(e))] = cachedEntry{bytes.Clone(s.mem.value(i)), e.flags&entDirty != 0}
+		}
+	}
+	return all
+}
+
 // crash stops s like a killed process: LevelDB is closed without writing
 // what s buffers.
 func crash(t *testing.T, s *store) {
@@ -323,17 +340,97 @@ func TestStoreReplayOverwritesInPlace(t *testing.T) {
 	}
 }
 
-// A processor's store (keepSetValues) keeps what Set gives it once
-// recovered, and a copy before; a view's store always copies. A kept value is
-// never overwritten in place, by a later Set or a replayed record, and what
-// it holds reaches LevelDB.
-func TestStoreKeepsSetValues(t *testing.T) {
+// TestStoreLentValuesStay: a value Get returned is never written again:
+// not by a later Set of its key, nor a replayed record, nor the cache's
+// compaction, nor another key's value after an eviction. And the store
+// keeps a copy of what Set is given, never the caller's buffer.
+func TestStoreLentValuesStay(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, 1<<20)
+	replayed := []byte("set while replaying")
+	if err := s.Set("r", replayed); err != nil {
+		t.Fatal(err)
+	}
+	copy(replayed, "SET WHILE REPLAYING") // the caller's buffer, reused
+	if err := s.MarkRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	live := []byte("set once recovered")
+	if err := s.Set("k", live); err != nil {
+		t.Fatal(err)
+	}
+	lent, err := s.Get("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &lent[0] == &live[0] {
+		t.Fatal("Get returns the slice Set was given")
+	}
+	copy(live, "SET ONCE RECOVERED")
+	// The same length, so it would fit in place.
+	if err := s.applyChangelog([]*kgo.Record{{Key: []byte("k"), Value: []byte("replayed, the same"), Offset: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set("k", []byte("next value of k...")); err != nil {
+		t.Fatal(err)
+	}
+	if string(lent) != "set once recovered" {
+		t.Errorf("the value Get returned changed to %q", lent)
+	}
+	// Lend many values, rewrite them and let the cache compact and evict.
+	val := bytes.Repeat([]byte("v"), 200)
+	lents := map[string][]byte{}
+	for round := range 50 {
+		for i := range 500 {
+			k := fmt.Sprintf("usr_%03d", i)
+			if err := s.Set(k, append(val, byte(round), byte(i))); err != nil {
+				t.Fatal(err)
+			}
+			if round%10 == 0 && i%7 == 0 {
+				v, err := s.Get(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lents[fmt.Sprintf("%s@%d", k, round)] = v
+			}
+		}
+	}
+	for k, v := range lents {
+		var i, round int
+		if _, err := fmt.Sscanf(k, "usr_%03d@%d", &i, &round); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(v, append(val, byte(round), byte(i))) {
+			t.Fatalf("the value Get returned of %s changed to %q", k, v)
+		}
+	}
+	s.mu.Lock()
+	arena, garbage := s.mem.arena, s.mem.garbage
+	s.mu.Unlock()
+	if garbage*4 >= arena+4*compactMinBytes {
+		t.Errorf("the cache's chunks hold %d bytes, %d of them garbage: it did not compact", arena, garbage)
+	}
+	g := closeIntoGoka(t, s, dir)
+	for k, want := range map[string]string{"k": "next value of k...", "r": "set while replaying", "usr_007": string(append(val, 49, 7))} {
+		if v, err := g.Get(k); err != nil || string(v) != want {
+			t.Errorf("LevelDB %s = %q, %v; want %q", k, v, err, want)
+		}
+	}
+}
+
+// TestStoreKeepsLargeValues: a processor's store (keepLargeValues) keeps a
+// large value Set gives it once recovered, and Get lends that same slice
+// (codecs.StateCache finds its decoded state by it); it copies small values,
+// and every value before recovery. A view's store copies every value. A kept
+// value is never written, by a later Set or a replayed record, and reaches
+// LevelDB.
+func TestStoreKeepsLargeValues(t *testing.T) {
 	for _, keeps := range []bool{true, false} {
 		t.Run(fmt.Sprintf("keeps=%v", keeps), func(t *testing.T) {
 			dir := t.TempDir()
 			b := levelDB(dir, 1<<20, 0, 0, slog.New(slog.DiscardHandler))
 			if keeps {
-				b = keepSetValues(b)
+				b = keepLargeValues(b)
 			}
 			st, err := b("table", 0)
 			if err != nil {
@@ -343,45 +440,48 @@ func TestStoreKeepsSetValues(t *testing.T) {
 			if err := s.Open(); err != nil {
 				t.Fatal(err)
 			}
-			replayed := []byte("set while replaying")
+			large := func(c byte) []byte { return bytes.Repeat([]byte{c}, keptValueBytes) }
+			replayed := large('r')
 			if err := s.Set("r", replayed); err != nil {
 				t.Fatal(err)
 			}
-			copy(replayed, "SET WHILE REPLAYING") // the caller's buffer, reused
+			copy(replayed, "REPLAYED") // the caller's buffer, reused
 			if err := s.MarkRecovered(); err != nil {
 				t.Fatal(err)
 			}
-			live := []byte("set once recovered")
+			same := func(k string, v []byte) bool {
+				got, err := s.Get(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return &got[0] == &v[0]
+			}
+			live, small := large('k'), []byte("small")
 			if err := s.Set("k", live); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.applyChangelog([]*kgo.Record{{Key: []byte("k"), Value: []byte("short"), Offset: 1}}); err != nil {
+			if err := s.Set("s", small); err != nil {
+				t.Fatal(err)
+			}
+			if got := same("k", live); got != keeps {
+				t.Errorf("Get returns the large slice Set was given: %v, want %v", got, keeps)
+			}
+			if same("s", small) || same("r", replayed) {
+				t.Error("Get returns a small value, or one Set while replaying, as it was given")
+			}
+			if err := s.applyChangelog([]*kgo.Record{{Key: []byte("k"), Value: large('x'), Offset: 1}}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Set("k", []byte("next")); err != nil {
 				t.Fatal(err)
 			}
-			if string(live) != "set once recovered" {
-				t.Errorf("the value Set was given changed to %q", live)
-			}
-			other := []byte("another")
-			if err := s.Set("j", other); err != nil {
-				t.Fatal(err)
-			}
-			got, err := s.Get("j")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if same := &got[0] == &other[0]; same != keeps {
-				t.Errorf("Get returns the slice Set was given: %v, want %v", same, keeps)
-			}
-			if v, err := s.Get("r"); err != nil || string(v) != "set while replaying" {
-				t.Errorf("a value Set while replaying reads %q, %v: it was not copied", v, err)
+			if !bytes.Equal(live, large('k')) {
+				t.Errorf("the value Set was given changed to %.20q", live)
 			}
 			g := closeIntoGoka(t, s, dir)
-			for k, want := range map[string]string{"k": "next", "j": "another", "r": "set while replaying"} {
+			for k, want := range map[string]string{"k": "next", "s": "small", "r": string(large('r'))} {
 				if v, err := g.Get(k); err != nil || string(v) != want {
-					t.Errorf("LevelDB %s = %q, %v; want %q", k, v, err, want)
+					t.Errorf("LevelDB %s = %.20q, %v; want %.20q", k, v, err, want)
 				}
 			}
 		})
@@ -475,7 +575,7 @@ func TestStoreCacheIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.mu.Lock()
-	used, n := s.memBytes, len(s.mem)
+	used, n := s.memBytes, s.mem.used
 	s.mu.Unlock()
 	if used > cacheBytes || n == 0 || n >= 5000 {
 		t.Fatalf("cache holds %d entries, %d bytes; limit %d bytes", n, used, cacheBytes)
@@ -520,7 +620,7 @@ func TestStoreSetAfterEvictedGet(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.mu.Lock()
-		_, cached := s.mem["usr_a"]
+		cached := s.mem.find("usr_a") >= 0
 		s.mu.Unlock()
 		if !cached {
 			break
@@ -534,10 +634,10 @@ func TestStoreSetAfterEvictedGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.mu.Lock()
-	e := s.mem["usr_a"]
+	c, ok := cached(s)["usr_a"]
 	s.mu.Unlock()
-	if e == nil || string(e.val) != "new" || !e.dirty {
-		t.Fatalf("usr_a's entry after the Set: %+v", e)
+	if !ok || string(c.val) != "new" || !c.dirty {
+		t.Fatalf("usr_a's entry after the Set: %+v (cached %v)", c, ok)
 	}
 	if err := s.flush(); err != nil {
 		t.Fatal(err)
@@ -571,9 +671,10 @@ func TestStoreWarmsCacheAtOpen(t *testing.T) {
 	}{{1 << 20, true}, {16 << 10, false}} {
 		s := openLive(t, dir, tc.cacheBytes)
 		s.mu.Lock()
-		n, used := len(s.mem), s.memBytes
-		_, hasOffset := s.mem[offsetKey]
-		for k, e := range s.mem {
+		n, used := s.mem.used, s.memBytes
+		all := cached(s)
+		_, hasOffset := all[offsetKey]
+		for k, e := range all {
 			if i, err := strconv.Atoi(k[len("usr_"):]); err != nil || !bytes.Equal(e.val, append(val, byte(i))) || e.dirty {
 				t.Errorf("cache %d: %s = %q (dirty %v)", tc.cacheBytes, k, e.val, e.dirty)
 			}
