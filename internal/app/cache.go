@@ -285,17 +285,13 @@ func (c *cache) compact() {
 		return cmp.Compare(float64(c.live[a])/float64(len(c.chunks[a])), float64(c.live[b])/float64(len(c.chunks[b])))
 	})
 	moving := make([]bool, len(c.chunks))
-	var freed int
-	var picked []int32
-	for _, ch := range cands {
-		if freed*2 >= c.garbage {
-			break
-		}
-		moving[ch] = true
-		picked = append(picked, ch)
-		freed += len(c.chunks[ch]) - c.live[ch]
+	k, freed := 0, 0
+	for ; k < len(cands) && freed*2 < c.garbage; k++ {
+		moving[cands[k]] = true
+		freed += len(c.chunks[cands[k]]) - c.live[cands[k]]
 	}
-	if len(picked) == 0 {
+	picked := cands[:k]
+	if k == 0 {
 		return
 	}
 	for i := range c.slots {

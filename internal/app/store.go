@@ -38,6 +38,9 @@ const (
 // to a quarter of them, see cache).
 const entryOverhead = 112
 
+// entryBytes is what e counts against the cache's size.
+func entryBytes(e *ent) int { return int(e.klen+e.vlen) + entryOverhead }
+
 // store is goka's storage.Storage on LevelDB, built for the detector's load
 // of one read and one write per record. goka's own storage makes that two
 // synchronous LevelDB writes per record (the value, then the changelog offset
@@ -129,7 +132,7 @@ func (s *store) warm(k, v []byte) {
 	if len(v) == 0 || s.memBytes+len(k)+len(v)+entryOverhead > s.cacheBytes || string(k) == offsetKey {
 		return
 	}
-	s.putLocked(string(k), v, false)
+	s.putLocked(string(k), v, false, false)
 }
 
 // Open starts the goroutine that writes buffered writes back: when enough
@@ -204,7 +207,7 @@ func (s *store) Get(key string) ([]byte, error) {
 	}
 	s.mu.Lock()
 	if s.gen == gen { // no write since the read: v is still the newest value
-		s.putLocked(key, v, false) // a copy: v is the caller's
+		s.putLocked(key, v, false, false) // a copy: v is the caller's
 	}
 	s.mu.Unlock()
 	return v, nil
@@ -236,13 +239,7 @@ func (s *store) write(key string, val []byte, fromSet bool) error {
 		return s.err
 	}
 	s.gen++
-	if fromSet && s.keepLarge && !s.replaying && len(val) >= keptValueBytes {
-		i := s.putLocked(key, nil, true)
-		s.mem.keep(i, val)
-		s.memBytes += len(val)
-	} else {
-		s.putLocked(key, val, true)
-	}
+	s.putLocked(key, val, true, fromSet && s.keepLarge && !s.replaying && len(val) >= keptValueBytes)
 	switch must, due := s.dueLocked(); {
 	case must || (due && !s.opened):
 		return s.flushLocked()
@@ -278,17 +275,25 @@ func (s *store) findLocked(key string) int32 {
 	return s.mem.find(key)
 }
 
-// putLocked caches a copy of val under key (nil: deleted), dirty if it is
-// yet to be written, and returns the key's entry.
-func (s *store) putLocked(key string, val []byte, dirty bool) int32 {
+// putLocked caches val under key (nil: deleted), dirty if it is yet to be
+// written, and returns the key's entry: a copy of val, or val itself if keep.
+func (s *store) putLocked(key string, val []byte, dirty, keep bool) int32 {
 	i := s.findLocked(key)
-	if i < 0 {
+	switch {
+	case i < 0 && keep:
+		i = s.mem.add(key, nil)
+	case i < 0:
 		i = s.mem.add(key, val)
-		s.memBytes += len(key) + len(val) + entryOverhead
-	} else {
-		s.memBytes += len(val) - int(s.mem.ent(i).vlen)
-		s.mem.set(i, val)
+	default:
+		s.memBytes -= entryBytes(s.mem.ent(i))
+		if !keep {
+			s.mem.set(i, val)
+		}
 	}
+	if keep {
+		s.mem.keep(i, val)
+	}
+	s.memBytes += entryBytes(s.mem.ent(i))
 	s.last = i
 	if e := s.mem.ent(i); dirty && e.flags&entDirty == 0 {
 		// An entry once dirty stays dirty until it is written: only then
@@ -409,7 +414,7 @@ func (s *store) evictLocked(limit int) {
 		if e.flags&entUsed == 0 || e.flags&entDirty != 0 {
 			continue
 		}
-		s.memBytes -= int(e.klen+e.vlen) + entryOverhead
+		s.memBytes -= entryBytes(e)
 		if s.last == i {
 			s.last = -1
 		}
@@ -493,7 +498,7 @@ func (s *store) applyChangelog(recs []*kgo.Record) error {
 		s.gen++
 		// Key and value (nil: a tombstone) are copied into the cache, not
 		// kept: they share the fetch's buffer.
-		s.putLocked(unsafe.String(unsafe.SliceData(r.Key), len(r.Key)), r.Value, true)
+		s.putLocked(unsafe.String(unsafe.SliceData(r.Key), len(r.Key)), r.Value, true, false)
 		s.offset, s.hasOffset, s.offDirty = r.Offset, true, true
 		if _, due := s.dueLocked(); due {
 			if err := s.flushLocked(); err != nil {
