@@ -20,15 +20,26 @@ import (
 // offset; store uses the same key and format, so either opens the other's files.
 const offsetKey = "__offset"
 
-// Write-back limits: once flushKeys keys are dirty, or flushEvery after the
-// last write-back, the dirty entries go to LevelDB as one batch, written in
-// the background while processing goes on. A writer that gets maxDirtyKeys
-// ahead of LevelDB waits (backpressure).
+// Write-back limits, once a store is recovered. The store holds up to
+// holdKeys dirty entries, and at most half its cache in dirty bytes: a user
+// active again while its entry is dirty costs no LevelDB write of its own.
+// Beyond that, the oldest dirty entries, at least flushKeys of them, go to
+// LevelDB as one batch, written in the background while processing goes on
+// (a trickle: each batch is about as large as the ones a store without the
+// hold writes, so no write-back is a burst). An entry dirty for maxDirtyAge
+// is written back on the next tick of flushEvery, so an idle store reaches
+// LevelDB within about maxDirtyAge. A writer that gets maxDirtyKeys ahead
+// of LevelDB, or a whole cache of dirty bytes, waits (backpressure).
 const (
 	flushKeys    = 2048
-	maxDirtyKeys = 4 * flushKeys
+	holdKeys     = 8 * flushKeys
+	maxDirtyKeys = holdKeys + 4*flushKeys
 	flushEvery   = 200 * time.Millisecond
+	maxDirtyAge  = 2 * time.Second
 )
+
+// dirtyAgeTicks is how many ticks of flushEvery make maxDirtyAge.
+const dirtyAgeTicks = int(maxDirtyAge / flushEvery)
 
 // entryOverhead approximates the memory of one cached entry beyond its key
 // and value bytes: its entry and index slot in the cache, and the room taken
@@ -48,11 +59,16 @@ func entryBytes(e *ent) int { return int(e.klen+e.vlen) + entryOverhead }
 //
 // store keeps values in memory and writes them back in batches:
 //
-//   - Set and Delete go to an in-memory map of dirty entries; SetOffset only
-//     records the offset. A flush writes every dirty entry and the latest
-//     offset in one LevelDB batch, which is atomic: after a crash the stored
-//     offset never leads the stored values, because goka reports an offset
-//     only after the value it belongs to was Set. A restart replays the
+//   - Set and Delete cache the value as a dirty entry, queued oldest first
+//     with the offset goka had reported when it became dirty; SetOffset only
+//     records the offset. A write-back writes the oldest dirty entries in one
+//     LevelDB batch, which is atomic, with an offset: the latest if it leaves
+//     nothing dirty, else the one queued with the oldest entry still dirty.
+//     After a crash the stored offset never leads the stored values: goka
+//     reports an offset only after the value it belongs to was Set, so every
+//     value Set before that offset was reported is in the batch or an
+//     earlier one (its key was not dirty since then, or it would be queued
+//     before the entry that gives the offset). A restart replays the
 //     changelog from the stored offset, which rewrites every value written
 //     after it, as goka does after any crash (a crash only loses the buffered
 //     writes, never the changelog's).
@@ -88,6 +104,18 @@ type store struct {
 	mem      cache
 	memBytes int
 	dirty    []int32 // mem's entries not yet written, oldest first
+	// dirtyOff[i] is the offset reported when dirty[i] became dirty (-1:
+	// none yet): a batch that leaves dirty[i] the oldest dirty entry
+	// stores it.
+	dirtyOff   []int64
+	dirtyBytes int // what the dirty entries count against the cache
+	// appended and taken count the entries ever queued to and taken from
+	// dirty; marks[j] is appended at each of the last dirtyAgeTicks ticks,
+	// so the entries queued before marks[mark] are about maxDirtyAge old.
+	appended, taken uint64
+	marks           [dirtyAgeTicks]uint64
+	mark            int
+	putOff          int64 // the offset last put in a batch (-1: none)
 	// last is the entry Get or a write found last (-1: none): goka's Set of
 	// a user's new state follows its Get of the old one, and then finds the
 	// entry without a second lookup.
@@ -95,11 +123,11 @@ type store struct {
 	gen       uint64
 	offset    int64 // latest offset SetOffset reported; valid if hasOffset
 	hasOffset bool
-	offDirty  bool // offset not yet written
-	lastFlush time.Time
+	offDirty  bool  // offset not yet written
 	err       error // a failed flush; sticky
 	opened    bool
 	replaying bool // before MarkRecovered: write back only when the cache is full
+	recovered bool // MarkRecovered asks the background writer for all that is dirty
 	// keepLarge: once recovered, Set keeps a value of keptValueBytes or
 	// more as it is given instead of a copy (see keepLargeValues).
 	keepLarge bool
@@ -113,7 +141,7 @@ type store struct {
 }
 
 func newStore(db *leveldb.DB, cacheBytes, replayBytes int) *store {
-	s := &store{db: db, cacheBytes: cacheBytes, replayBytes: max(cacheBytes, replayBytes), mem: newCache(), last: -1, lastFlush: time.Now(), replaying: true,
+	s := &store{db: db, cacheBytes: cacheBytes, replayBytes: max(cacheBytes, replayBytes), mem: newCache(), last: -1, putOff: -1, replaying: true,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	s.written = sync.NewCond(&s.mu)
 	return s
@@ -146,20 +174,68 @@ func (s *store) Open() error {
 		t := time.NewTicker(flushEvery)
 		defer t.Stop()
 		for {
+			tick := false
 			select {
 			case <-s.stop:
 				return
 			case <-s.kick:
 			case <-t.C:
+				tick = true
 			}
 			s.mu.Lock()
-			if _, due := s.dueLocked(); !s.writing && (due || !s.replaying && time.Since(s.lastFlush) >= flushEvery) {
-				s.flushLocked() // an error is kept in s.err
+			aged := 0
+			if tick {
+				aged = s.tickLocked()
+			}
+			if !s.writing {
+				if n := s.dueCountLocked(aged); n != 0 {
+					s.flushLocked(n) // an error is kept in s.err
+				}
 			}
 			s.mu.Unlock()
 		}
 	}()
 	return nil
+}
+
+// tickLocked marks the dirty queue at a tick of flushEvery and returns how
+// many of its entries are about maxDirtyAge old, or -1 when none is dirty
+// but the latest offset is yet to be written.
+func (s *store) tickLocked() int {
+	old := s.marks[s.mark]
+	s.marks[s.mark] = s.appended
+	s.mark = (s.mark + 1) % len(s.marks)
+	if len(s.dirty) == 0 && s.offDirty {
+		return -1
+	}
+	if old > s.taken {
+		return int(old - s.taken)
+	}
+	return 0
+}
+
+// dueCountLocked is how many of the oldest dirty entries a write-back in the
+// background takes now (-1: all, and the latest offset; 0: none): while the
+// changelog is replayed, all once the replay's cache is full; all that the
+// replay left dirty once it is over (held, it would be written in one burst
+// maxDirtyAge later: a view service's whole table during its first queries);
+// after that, the trickle beyond the hold (see holdKeys) or the aged
+// entries, whichever is more.
+func (s *store) dueCountLocked(aged int) int {
+	if s.replaying {
+		if _, due := s.dueLocked(); due {
+			return -1
+		}
+		return 0
+	}
+	if s.recovered {
+		s.recovered = false
+		return -1
+	}
+	if aged < 0 || aged >= len(s.dirty) && aged > 0 {
+		return -1
+	}
+	return max(s.trickleLocked(), aged)
 }
 
 // Close writes what is buffered and closes LevelDB.
@@ -171,7 +247,7 @@ func (s *store) Close() error {
 	}
 	s.mu.Lock()
 	opened := s.opened
-	err := s.flushLocked()
+	err := s.flushLocked(-1)
 	s.mu.Unlock()
 	if opened {
 		<-s.stopped
@@ -242,7 +318,7 @@ func (s *store) write(key string, val []byte, fromSet bool) error {
 	s.putLocked(key, val, true, fromSet && s.keepLarge && !s.replaying && len(val) >= keptValueBytes)
 	switch must, due := s.dueLocked(); {
 	case must || (due && !s.opened):
-		return s.flushLocked()
+		return s.flushLocked(s.dueCountLocked(0))
 	case due:
 		select {
 		case s.kick <- struct{}{}:
@@ -255,8 +331,9 @@ func (s *store) write(key string, val []byte, fromSet bool) error {
 // dueLocked says whether a write-back is due, and whether the writer must
 // wait for it (it got too far ahead of LevelDB). While the changelog is
 // replayed, one is due once the replay's cache (replayBytes) is full and a
-// must at one and a half times its size; after that, every flushKeys dirty
-// keys, a must at maxDirtyKeys.
+// must at one and a half times its size; after that, one is due beyond the
+// hold (holdKeys dirty keys, half the cache in dirty bytes), a must at
+// maxDirtyKeys or a whole cache of dirty bytes.
 func (s *store) dueLocked() (must, due bool) {
 	if len(s.dirty) == 0 {
 		return false, false
@@ -264,7 +341,26 @@ func (s *store) dueLocked() (must, due bool) {
 	if s.replaying {
 		return s.memBytes > s.replayBytes+s.replayBytes/2, s.memBytes > s.replayBytes
 	}
-	return len(s.dirty) >= maxDirtyKeys, len(s.dirty) >= flushKeys
+	return len(s.dirty) >= maxDirtyKeys || s.dirtyBytes >= s.cacheBytes,
+		len(s.dirty) > holdKeys || s.dirtyBytes > s.cacheBytes/2
+}
+
+// trickleLocked is how many of the oldest dirty entries to write back so
+// that the rest is within the hold (at most holdKeys entries and half the
+// cache in bytes): none if it is, else at least flushKeys.
+func (s *store) trickleLocked() int {
+	n := max(len(s.dirty)-holdKeys, 0)
+	rest := s.dirtyBytes
+	for _, i := range s.dirty[:n] {
+		rest -= entryBytes(s.mem.ent(i))
+	}
+	for ; n < len(s.dirty) && rest > s.cacheBytes/2; n++ {
+		rest -= entryBytes(s.mem.ent(s.dirty[n]))
+	}
+	if n == 0 {
+		return 0
+	}
+	return min(max(n, flushKeys), len(s.dirty))
 }
 
 // findLocked returns key's entry, -1 if it is not cached.
@@ -285,7 +381,11 @@ func (s *store) putLocked(key string, val []byte, dirty, keep bool) int32 {
 	case i < 0:
 		i = s.mem.add(key, val)
 	default:
-		s.memBytes -= entryBytes(s.mem.ent(i))
+		old := entryBytes(s.mem.ent(i))
+		s.memBytes -= old
+		if s.mem.ent(i).flags&entDirty != 0 {
+			s.dirtyBytes -= old
+		}
 		if !keep {
 			s.mem.set(i, val)
 		}
@@ -293,13 +393,23 @@ func (s *store) putLocked(key string, val []byte, dirty, keep bool) int32 {
 	if keep {
 		s.mem.keep(i, val)
 	}
-	s.memBytes += entryBytes(s.mem.ent(i))
+	e := s.mem.ent(i)
+	s.memBytes += entryBytes(e)
 	s.last = i
-	if e := s.mem.ent(i); dirty && e.flags&entDirty == 0 {
-		// An entry once dirty stays dirty until it is written: only then
-		// does it leave s.dirty.
+	if dirty && e.flags&entDirty == 0 {
+		// An entry once dirty stays dirty, in its place, until it is
+		// written: only then does it leave s.dirty.
 		e.flags |= entDirty
+		off := int64(-1)
+		if s.hasOffset {
+			off = s.offset
+		}
 		s.dirty = append(s.dirty, i)
+		s.dirtyOff = append(s.dirtyOff, off)
+		s.appended++
+	}
+	if e.flags&entDirty != 0 {
+		s.dirtyBytes += entryBytes(e)
 	}
 	return i
 }
@@ -341,8 +451,9 @@ func (s *store) MarkRecovered() error {
 	defer s.mu.Unlock()
 	s.replaying = false
 	if !s.opened {
-		return s.flushLocked()
+		return s.flushLocked(-1)
 	}
+	s.recovered = true
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -350,32 +461,29 @@ func (s *store) MarkRecovered() error {
 	return s.err
 }
 
-// flushLocked writes the entries dirty when it starts, in batches of at
-// most writeBackChunk entries, and the offset with the batch that leaves
-// nothing dirty (entries dirtied meanwhile, and then the offset, wait for the
-// next flush); then it drops clean entries beyond the cache size. It is
+// flushLocked writes the oldest n dirty entries (n < 0: those dirty when it
+// starts, and then the latest offset if none is left), in batches of at most
+// writeBackChunk entries, each with the offset that covers it (see
+// batchLocked); then it drops clean entries beyond the cache size. It is
 // called with s.mu held and returns with it held, but releases it while
 // LevelDB writes, so reads and writes go on between the batches; one batch is
 // written at a time, in order.
-func (s *store) flushLocked() error {
+func (s *store) flushLocked(n int) error {
 	for s.writing {
 		s.written.Wait()
 	}
 	if s.err != nil {
 		return s.err
 	}
-	s.lastFlush = time.Now()
-	// Every value Set before the offset now was reported is dirty now or
-	// already written: the last of this flush's batches may store it, even
-	// when keys were dirtied while the batches were written (under a steady
-	// load they always are, and the stored offset did not move).
-	off, offDirty := s.offset, s.offDirty
-	for pending := len(s.dirty); ; {
-		b, n := s.batchLocked(min(pending, writeBackChunk), offDirty && pending <= writeBackChunk, off)
+	if n < 0 || n > len(s.dirty) {
+		n = len(s.dirty)
+	}
+	for pending := n; ; {
+		b, k := s.batchLocked(min(pending, writeBackChunk))
 		if b == nil {
 			break
 		}
-		pending -= n
+		pending -= k
 		s.writing = true
 		s.mu.Unlock()
 		err := s.db.Write(b, nil)
@@ -430,26 +538,33 @@ func (s *store) evictLocked(limit int) {
 // requests/s ("fraudwatch bench --users 1000000 --events 2000000").
 const writeBackChunk = 16384
 
-// batchLocked takes the first max dirty entries into a batch, with the
-// latest offset if that leaves none dirty, else with off if last (the batch
-// that ends the flush that found off), and returns it with the entries taken
-// (nil: nothing to write). They stay in mem, now clean (a deleted key as an
-// entry that reads as absent), and are dropped only by a later eviction,
-// after the batch is written. The offset never goes before the values it
-// covers: every value Set before it is in this batch or an earlier one.
+// batchLocked takes the oldest n dirty entries into a batch, with an
+// offset: the latest if that leaves none dirty, else the one queued with the
+// oldest entry left dirty (none if it had none, or if the offset is the one
+// put last); it returns the batch with the entries taken (nil: nothing to
+// write). They stay in mem, now clean (a deleted key as an entry that reads
+// as absent), and are dropped only by a later eviction, after the batch is
+// written. The offset never goes before the values it covers: every value
+// Set before it was reported is in this batch or an earlier one.
 //
 // The batch is the store's own, reset: a new one grows its buffer by copying
 // it over and over, and while a changelog was replayed that was most of the
 // write-back's allocations (BenchmarkReplay: 333 → 137 MB allocated, about
 // 20% more records/s).
-func (s *store) batchLocked(max int, last bool, off int64) (*leveldb.Batch, int) {
-	chunk := s.dirty[:min(max, len(s.dirty))]
-	latest := s.offDirty && len(chunk) == len(s.dirty)
-	if latest {
+func (s *store) batchLocked(n int) (*leveldb.Batch, int) {
+	n = min(n, len(s.dirty))
+	off := int64(-1)
+	switch {
+	case n < len(s.dirty):
+		off = s.dirtyOff[n]
+	case s.offDirty:
 		off = s.offset
 	}
-	withOffset := latest || last
-	if len(chunk) == 0 && !withOffset {
+	if off >= 0 && off == s.putOff { // stored already
+		s.offDirty = s.offset != off
+		off = -1
+	}
+	if n == 0 && off < 0 {
 		return nil, 0
 	}
 	if s.batch == nil {
@@ -457,8 +572,9 @@ func (s *store) batchLocked(max int, last bool, off int64) (*leveldb.Batch, int)
 	}
 	b := s.batch
 	b.Reset()
-	for _, i := range chunk {
+	for _, i := range s.dirty[:n] {
 		e := s.mem.ent(i)
+		s.dirtyBytes -= entryBytes(e)
 		if e.flags&entNil != 0 {
 			b.Delete(s.mem.key(e))
 		} else {
@@ -467,12 +583,14 @@ func (s *store) batchLocked(max int, last bool, off int64) (*leveldb.Batch, int)
 		e.flags &^= entDirty
 	}
 	// Keys dirtied later are appended after what is left.
-	s.dirty = s.dirty[len(chunk):]
-	if withOffset {
+	s.dirty, s.dirtyOff = s.dirty[n:], s.dirtyOff[n:]
+	s.taken += uint64(n)
+	if off >= 0 {
 		b.Put([]byte(offsetKey), strconv.AppendInt(nil, off, 10))
+		s.putOff = off
 		s.offDirty = s.offset != off // a later offset is yet to be written
 	}
-	return b, len(chunk)
+	return b, n
 }
 
 // replayFrom is the first changelog offset a replay reads: the one after
@@ -501,7 +619,7 @@ func (s *store) applyChangelog(recs []*kgo.Record) error {
 		s.putLocked(unsafe.String(unsafe.SliceData(r.Key), len(r.Key)), r.Value, true, false)
 		s.offset, s.hasOffset, s.offDirty = r.Offset, true, true
 		if _, due := s.dueLocked(); due {
-			if err := s.flushLocked(); err != nil {
+			if err := s.flushLocked(-1); err != nil {
 				return err
 			}
 		}
@@ -520,7 +638,7 @@ func (s *store) failed() error {
 func (s *store) flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.flushLocked()
+	return s.flushLocked(-1)
 }
 
 func (s *store) Iterator() (storage.Iterator, error) {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,7 +92,9 @@ func TestStoreOffsetNeverLeadsValues(t *testing.T) {
 		mustAfter  int // writes after which a batch must have been written
 		ns         []int
 	}{
-		{"live", openLive, 1 << 20, maxDirtyKeys, nil},
+		// entries of about 125 bytes: maxDirtyKeys of them take less than
+		// the cache, so the writer waits at maxDirtyKeys
+		{"live", openLive, 4 << 20, maxDirtyKeys, nil},
 		// entries of about 126 bytes: the cache is full after about 520
 		{"replay", openStore, 64 << 10, 1000, nil},
 		// full after about 33,000 (a write-back due), 50,000 (a must):
@@ -99,7 +103,7 @@ func TestStoreOffsetNeverLeadsValues(t *testing.T) {
 	} {
 		ns := tc.ns
 		if ns == nil {
-			ns = []int{1, flushKeys - 1, flushKeys, 3*flushKeys + 17, maxDirtyKeys + 1}
+			ns = []int{1, flushKeys - 1, flushKeys, 3*flushKeys + 17, holdKeys + flushKeys + 3, maxDirtyKeys + 1}
 		}
 		for _, n := range ns {
 			t.Run(fmt.Sprintf("%s/%d", tc.name, n), func(t *testing.T) {
@@ -172,7 +176,7 @@ func TestStoreReplayWritesBackWhenFull(t *testing.T) {
 			off++
 		}
 	}
-	time.Sleep(3 * flushEvery) // a live store would write back on its timer by now
+	time.Sleep(maxDirtyAge + 2*flushEvery) // a live store would write back on its timer by now
 	if inDB("usr_00") || inDB(offsetKey) {
 		t.Fatal("the replay wrote back before the cache was full")
 	}
@@ -233,7 +237,7 @@ func TestStoreReplayBudget(t *testing.T) {
 	if peak := replayDistinct(t, s, keys); peak <= cacheBytes || peak > replayBytes {
 		t.Fatalf("the replay held %d bytes; want more than the cache (%d) and within the budget (%d)", peak, cacheBytes, replayBytes)
 	}
-	time.Sleep(3 * flushEvery) // a live store would write back on its timer by now
+	time.Sleep(maxDirtyAge + 2*flushEvery) // a live store would write back on its timer by now
 	for _, k := range []string{"usr_00000", offsetKey} {
 		if _, err := s.db.Get([]byte(k), nil); !errors.Is(err, leveldb.ErrNotFound) {
 			t.Fatalf("LevelDB holds %s before the replay ended (%v): the budget did not hold the write-back", k, err)
@@ -779,9 +783,10 @@ func TestStoreConcurrentReaders(t *testing.T) {
 }
 
 // TestStoreWritesInBackground: while a batch is being written, writes go on
-// up to maxDirtyKeys; the writer then waits for the batch (backpressure).
+// up to maxDirtyKeys; the writer then waits for the batch (backpressure), and
+// writes back itself what is beyond the hold.
 func TestStoreWritesInBackground(t *testing.T) {
-	s := openLive(t, t.TempDir(), 1<<20)
+	s := openLive(t, t.TempDir(), 64<<20) // the keys bind, not the bytes
 	defer s.Close()
 	s.mu.Lock()
 	s.writing = true // a slow LevelDB write in flight
@@ -820,15 +825,16 @@ func TestStoreWritesInBackground(t *testing.T) {
 	s.mu.Lock()
 	dirty := len(s.dirty)
 	s.mu.Unlock()
-	if dirty != 0 {
-		t.Fatalf("%d keys still dirty after the writer's own batch", dirty)
+	if dirty > holdKeys {
+		t.Fatalf("%d keys still dirty after the writer's own batch, more than the %d held", dirty, holdKeys)
 	}
 }
 
-// TestStoreBatchesTheOffsetLast: a write-back batch holds at most the entries
-// asked for, oldest dirty first, and the latest offset once no dirty entry is
-// left, also when entries are dirtied between batches; the last batch of a
-// flush holds the offset the flush began with, with later entries dirty.
+// TestStoreBatchesTheOffsetLast: a write-back batch holds the oldest dirty
+// entries asked for, and the offset that covers them: the one reported
+// before the oldest entry left dirty became dirty, the latest once none is
+// left, none if the oldest left became dirty before any offset, and none
+// twice. A key set again while dirty keeps its place and its offset.
 func TestStoreBatchesTheOffsetLast(t *testing.T) {
 	s := openLive(t, t.TempDir(), 1<<20)
 	defer s.Close()
@@ -838,46 +844,65 @@ func TestStoreBatchesTheOffsetLast(t *testing.T) {
 		s.written.Wait()
 	}
 	set := func(k string, off int64) {
-		s.putLocked(k, []byte(k), true, false) // appends k's entry to s.dirty
+		s.putLocked(k, []byte(fmt.Sprintf("%s@%d", k, off)), true, false) // appends k's entry to s.dirty
 		s.offset, s.hasOffset, s.offDirty = off, true, true
+	}
+	step := func(n int, wantKeys, wantOffset string) {
+		t.Helper()
+		b, got := s.batchLocked(n)
+		var keys []string
+		offset := "none"
+		if b != nil {
+			if err := b.Replay(putRecorder(func(k, v []byte) {
+				if string(k) == offsetKey {
+					offset = string(v)
+				} else {
+					keys = append(keys, string(v))
+				}
+			})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if k := strings.Join(keys, " "); k != wantKeys || offset != wantOffset || got != len(keys) {
+			t.Fatalf("batch of %d: %d entries [%s], offset %s; want [%s], offset %s", n, got, k, offset, wantKeys, wantOffset)
+		}
 	}
 	for i := range 5 {
 		set(fmt.Sprintf("k%d", i), int64(i))
 	}
-	step := func(max, wantN, wantRecords int, wantOffset bool) {
-		t.Helper()
-		b, n := s.batchLocked(max, false, 0)
-		if n != wantN || b.Len() != wantRecords || s.offDirty == wantOffset {
-			t.Fatalf("batch of %d: %d entries, %d records, offset still dirty %v; want %d, %d, offset written %v",
-				max, n, b.Len(), s.offDirty, wantN, wantRecords, wantOffset)
-		}
-	}
-	step(2, 2, 2, false) // k0, k1
-	step(2, 2, 2, false) // k2, k3
+	step(1, "k0@0", "0")      // k1 became dirty after offset 0
+	step(2, "k1@1 k2@2", "2") // k3 after 2
 	set("k5", 5)
-	step(1, 1, 1, false) // k4; k5 is dirty
-	step(5, 1, 2, true)  // k5 and the offset
-	if b, n := s.batchLocked(5, false, 0); b != nil || n != 0 {
-		t.Fatalf("a batch with nothing dirty: %d entries", n)
-	}
-
-	// A flush began with k6 and k7 dirty at offset 7; k8 was dirtied after.
+	step(1, "k3@3", "3")      // k4 after 3
+	step(5, "k4@4 k5@5", "5") // none left: the latest
+	step(5, "", "none")       // nothing dirty, the latest stored
 	set("k6", 6)
 	set("k7", 7)
-	set("k8", 8)
-	b, n := s.batchLocked(2, true, 7)
-	if n != 2 || b.Len() != 3 || !s.offDirty {
-		t.Fatalf("a flush's last batch: %d entries, %d records, offset still dirty %v; want 2, 3 (k6, k7, offset 7), true", n, b.Len(), s.offDirty)
+	set("k6", 8) // k6 keeps its place, dirty since offset 5
+	step(1, "k6@8", "6")
+	s.offDirty = true // offset 8 reported again
+	step(1, "k7@7", "8")
+	s.offDirty = true
+	step(1, "", "none") // 8 is stored
+	if s.offDirty {
+		t.Fatal("the stored offset is taken for one yet to be written")
 	}
-	var stored []string
-	if err := b.Replay(putRecorder(func(k, v []byte) {
-		if string(k) == offsetKey {
-			stored = append(stored, string(v))
-		}
-	})); err != nil || !slices.Equal(stored, []string{"7"}) {
-		t.Fatalf("offset records %q (%v), want [7]", stored, err)
+
+	// Entries dirtied before any offset was reported: none is stored
+	// until they are written.
+	s2 := openLive(t, t.TempDir(), 1<<20)
+	defer s2.Close()
+	s2.mu.Lock()
+	defer s2.mu.Unlock()
+	for s2.writing {
+		s2.written.Wait()
 	}
-	step(5, 1, 2, true) // k8 and offset 8
+	s = s2
+	s.putLocked("a", []byte("a"), true, false)
+	s.putLocked("b", []byte("b"), true, false)
+	s.offset, s.hasOffset, s.offDirty = 0, true, true
+	step(1, "a", "none")
+	step(1, "b", "0")
 }
 
 // putRecorder is a leveldb.BatchReplay that hands on each Put.
@@ -915,5 +940,192 @@ func TestStoreWritesBackInChunks(t *testing.T) {
 	}
 	if got := countKeys(t, g); got != n {
 		t.Fatalf("%d keys stored, want %d", got, n)
+	}
+}
+
+// TestStoreTrickle: once recovered, a store holds up to holdKeys dirty
+// entries and half its cache in dirty bytes; beyond that a write-back is due
+// and takes the oldest entries, at least flushKeys of them, down to the
+// hold. A key set again while dirty is not queued again.
+func TestStoreTrickle(t *testing.T) {
+	s := openLive(t, t.TempDir(), 64<<20) // the keys bind, not the bytes
+	defer s.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.writing {
+		s.written.Wait()
+	}
+	s.writing = true // hold off the background writer
+	defer func() { s.writing = false; s.written.Broadcast() }()
+	set := func(from, to, size int) {
+		for i := from; i < to; i++ {
+			s.putLocked(fmt.Sprintf("usr_%06d", i), make([]byte, size), true, false)
+		}
+	}
+	check := func(wantDue bool, wantN int) {
+		t.Helper()
+		_, due := s.dueLocked()
+		if n := s.trickleLocked(); due != wantDue || n != wantN {
+			t.Fatalf("%d dirty, %d bytes: due %v, trickle %d; want %v, %d", len(s.dirty), s.dirtyBytes, due, n, wantDue, wantN)
+		}
+	}
+	set(0, holdKeys, 10)
+	check(false, 0)
+	set(holdKeys, holdKeys+100, 10)
+	check(true, flushKeys)
+	set(holdKeys+100, holdKeys+3000, 10)
+	check(true, 3000)
+	set(0, 5000, 10) // dirty already: they keep their places
+	if len(s.dirty) != holdKeys+3000 || s.dirty[0] != s.mem.find("usr_000000") {
+		t.Fatalf("%d dirty, oldest %d; want %d, usr_000000's entry", len(s.dirty), s.dirty[0], holdKeys+3000)
+	}
+	// Large values: the bytes bind. Half the cache in 4,000 entries of 8 KiB.
+	s.dirty, s.dirtyOff, s.dirtyBytes = s.dirty[:0], s.dirtyOff[:0], 0
+	set(1_000_000, 1_000_000+3900, 8<<10)
+	check(false, 0)
+	set(1_000_000+3900, 1_000_000+4100, 8<<10)
+	if _, due := s.dueLocked(); !due || s.dirtyBytes <= s.cacheBytes/2 {
+		t.Fatalf("%d dirty bytes of a %d-byte cache: not due", s.dirtyBytes, s.cacheBytes)
+	}
+	if n := s.trickleLocked(); n != flushKeys {
+		t.Fatalf("trickle %d, want %d", n, flushKeys)
+	}
+	set(1_000_000+4100, 1_000_000+8100, 8<<10)
+	if must, _ := s.dueLocked(); !must {
+		t.Fatalf("%d dirty bytes of a %d-byte cache: the writer need not wait", s.dirtyBytes, s.cacheBytes)
+	}
+	n := s.trickleLocked()
+	rest := s.dirtyBytes
+	for _, i := range s.dirty[:n] {
+		rest -= entryBytes(s.mem.ent(i))
+	}
+	if rest > s.cacheBytes/2 || rest+entryBytes(s.mem.ent(s.dirty[n-1])) <= s.cacheBytes/2 {
+		t.Fatalf("a trickle of %d leaves %d dirty bytes; want the fewest that leave at most %d", n, rest, s.cacheBytes/2)
+	}
+}
+
+// TestStoreWritesBackAgedEntries: an idle store writes back what is dirty,
+// and then the latest offset, within about maxDirtyAge.
+func TestStoreWritesBackAgedEntries(t *testing.T) {
+	s := openLive(t, t.TempDir(), 1<<20)
+	defer s.Close()
+	for i := range 10 {
+		if err := s.Set(fmt.Sprintf("k%d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetOffset(int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, kerr := s.db.Get([]byte("k9"), nil)
+		v, err := s.db.Get([]byte(offsetKey), nil)
+		if kerr == nil && err == nil && string(v) == "9" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an idle store did not write back: k9 %v, offset %q (%v)", kerr, v, err)
+		}
+	}
+	// The offset alone, reported after its value was written back.
+	if err := s.SetOffset(10); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if v, err := s.db.Get([]byte(offsetKey), nil); err == nil && string(v) == "10" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("an idle store did not write back the latest offset: %q (%v)", v, err)
+		}
+	}
+}
+
+// TestStoreTrickleOffsetNeverLeadsValues: hot keys set again and again while
+// they are dirty, and cold ones, with the trickle and the age rule running
+// in the background; after a crash, every key set at or before the stored
+// offset holds that value or a later one, so a replay from the stored
+// offset restores everything.
+func TestStoreTrickleOffsetNeverLeadsValues(t *testing.T) {
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			dir := t.TempDir()
+			s := openLive(t, dir, 8<<20)
+			rng := rand.New(rand.NewPCG(seed, 1))
+			sets := map[string][]int64{} // the offsets each key was set at, ascending
+			n := maxDirtyKeys + 20000 + rng.IntN(20000)
+			for i := range n {
+				k := fmt.Sprintf("usr_%06d", rng.IntN(100_000))
+				if rng.IntN(2) == 0 {
+					k = fmt.Sprintf("hot_%03d", rng.IntN(300))
+				}
+				if err := s.Set(k, []byte(strconv.Itoa(i))); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.SetOffset(int64(i)); err != nil {
+					t.Fatal(err)
+				}
+				sets[k] = append(sets[k], int64(i))
+			}
+			s.mu.Lock()
+			dirty := len(s.dirty)
+			s.mu.Unlock()
+			crash(t, s)
+			s = openLive(t, dir, 8<<20)
+			defer s.Close()
+			off, err := s.GetOffset(-1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if off < 0 {
+				t.Fatalf("no offset stored after %d writes", n)
+			}
+			checked := 0
+			for k, offs := range sets {
+				j, found := slices.BinarySearch(offs, off)
+				if !found {
+					j--
+				}
+				if j < 0 {
+					continue // first set after the stored offset: the replay sets it
+				}
+				v, err := s.Get(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := strconv.ParseInt(string(v), 10, 64)
+				if err != nil || got < offs[j] {
+					t.Fatalf("offset %d is stored, %s was set at %d, and it holds %q", off, k, offs[j], v)
+				}
+				checked++
+			}
+			t.Logf("%d writes, %d dirty at the crash, stored offset %d, %d keys checked", n, dirty, off, checked)
+		})
+	}
+}
+
+// TestStoreWritesBackTheReplayAtOnce: what the replay left dirty is due for
+// write-back as soon as it ends, all of it, not held until it ages (a view
+// service would write its whole table in one burst during its first queries).
+func TestStoreWritesBackTheReplayAtOnce(t *testing.T) {
+	s := openStore(t, t.TempDir(), 1<<20)
+	defer s.Close()
+	replayDistinct(t, s, 100)
+	s.mu.Lock()
+	for s.writing {
+		s.written.Wait()
+	}
+	s.writing = true // hold off the background writer
+	s.mu.Unlock()
+	if err := s.MarkRecovered(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() { s.writing = false; s.written.Broadcast() }()
+	if n := s.dueCountLocked(0); n != -1 {
+		t.Fatalf("after the replay a write-back takes %d entries, want all (-1)", n)
+	}
+	if n := s.dueCountLocked(0); n != 0 {
+		t.Fatalf("100 entries within the hold: a write-back takes %d, want 0", n)
 	}
 }
