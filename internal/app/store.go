@@ -21,8 +21,9 @@ import (
 const offsetKey = "__offset"
 
 // Write-back limits, once a store is recovered. The store holds up to
-// holdKeys dirty entries, and at most half its cache in dirty bytes: a user
-// active again while its entry is dirty costs no LevelDB write of its own.
+// holdKeys dirty entries, and once flushKeys are dirty at most half its cache
+// in dirty bytes: a user active again while its entry is dirty costs no
+// LevelDB write of its own.
 // Beyond that, the oldest dirty entries, at least flushKeys of them, go to
 // LevelDB as one batch, written in the background while processing goes on
 // (a trickle: each batch is about as large as the ones a store without the
@@ -333,7 +334,8 @@ func (s *store) write(key string, val []byte, fromSet bool) error {
 // replayed, one is due once the replay's cache (replayBytes) is full and a
 // must at one and a half times its size; after that, one is due beyond the
 // hold (holdKeys dirty keys, half the cache in dirty bytes), a must at
-// maxDirtyKeys or a whole cache of dirty bytes.
+// maxDirtyKeys or a whole cache of dirty bytes; the bytes count once
+// flushKeys entries are dirty.
 func (s *store) dueLocked() (must, due bool) {
 	if len(s.dirty) == 0 {
 		return false, false
@@ -341,14 +343,22 @@ func (s *store) dueLocked() (must, due bool) {
 	if s.replaying {
 		return s.memBytes > s.replayBytes+s.replayBytes/2, s.memBytes > s.replayBytes
 	}
-	return len(s.dirty) >= maxDirtyKeys || s.dirtyBytes >= s.cacheBytes,
-		len(s.dirty) > holdKeys || s.dirtyBytes > s.cacheBytes/2
+	// The bytes count once flushKeys entries are dirty: a few large values
+	// (users holding hundreds of events, a small cache) would otherwise be
+	// written back every few records.
+	bytes := len(s.dirty) >= flushKeys
+	return len(s.dirty) >= maxDirtyKeys || bytes && s.dirtyBytes >= s.cacheBytes,
+		len(s.dirty) > holdKeys || bytes && s.dirtyBytes > s.cacheBytes/2
 }
 
 // trickleLocked is how many of the oldest dirty entries to write back so
-// that the rest is within the hold (at most holdKeys entries and half the
-// cache in bytes): none if it is, else at least flushKeys.
+// that the rest is within the hold (at most holdKeys entries and, once
+// flushKeys are dirty, half the cache in bytes): none if it is, else at
+// least flushKeys.
 func (s *store) trickleLocked() int {
+	if len(s.dirty) < flushKeys {
+		return 0
+	}
 	n := max(len(s.dirty)-holdKeys, 0)
 	rest := s.dirtyBytes
 	for _, i := range s.dirty[:n] {

@@ -1002,6 +1002,16 @@ func TestStoreTrickle(t *testing.T) {
 	if rest > s.cacheBytes/2 || rest+entryBytes(s.mem.ent(s.dirty[n-1])) <= s.cacheBytes/2 {
 		t.Fatalf("a trickle of %d leaves %d dirty bytes; want the fewest that leave at most %d", n, rest, s.cacheBytes/2)
 	}
+
+	// Fewer than flushKeys: the bytes do not count, so that a few large
+	// values are not written back every few records. 200 of 8 KiB, more
+	// than the cache.
+	s.dirty, s.dirtyOff, s.dirtyBytes = s.dirty[:0], s.dirtyOff[:0], 0
+	s.cacheBytes = 1 << 20
+	set(2_000_000, 2_000_200, 8<<10)
+	if must, due := s.dueLocked(); must || due || s.trickleLocked() != 0 {
+		t.Fatalf("%d dirty, %d bytes of a %d-byte cache: must %v, due %v, trickle %d; want none", len(s.dirty), s.dirtyBytes, s.cacheBytes, must, due, s.trickleLocked())
+	}
 }
 
 // TestStoreWritesBackAgedEntries: an idle store writes back what is dirty,
