@@ -443,6 +443,9 @@ func TestR4LocalStateLoss(t *testing.T) {
 	// phase 1: one instance holds every partition
 	c.Produce(t, events[:len(events)/3], 4, partitions, 0)
 	caughtUp(a)
+	// The damage needs files to damage: a store holds what it wrote for up
+	// to about 2 s before its LevelDB journal has it.
+	waitJournals(t, filepath.Join(a.dir, "detector"), partitions)
 	a.kill(t)
 	parts, _ := filepath.Glob(filepath.Join(a.dir, "detector", "*"))
 	slices.Sort(parts)
@@ -516,6 +519,31 @@ func corruptLogged(logs []byte, partitionDir string) bool {
 }
 
 // flipNewest inverts bytes in the newest file matching glob in dir.
+// waitJournals waits until each of the partition directories under dir
+// holds a non-empty LevelDB journal.
+func waitJournals(t *testing.T, dir string, partitions int) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		written := 0
+		parts, _ := filepath.Glob(filepath.Join(dir, "*"))
+		for _, p := range parts {
+			logs, _ := filepath.Glob(filepath.Join(p, "*.log"))
+			for _, l := range logs {
+				if st, err := os.Stat(l); err == nil && st.Size() > 0 {
+					written++
+					break
+				}
+			}
+		}
+		if written >= partitions {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d partitions under %s wrote their journal within a minute", written, partitions, dir)
+		}
+	}
+}
+
 func flipNewest(dir, glob string) error {
 	files, _ := filepath.Glob(filepath.Join(dir, glob))
 	var newest string
