@@ -117,13 +117,14 @@ type store struct {
 	// stores it.
 	dirtyOff   []int64
 	dirtyBytes int // what the dirty entries count against the cache
-	// appended and taken count the entries ever queued to and taken from
-	// dirty; marks[j] is appended at each of the last dirtyAgeTicks ticks,
-	// so the entries queued before marks[mark] are about maxDirtyAge old.
-	appended, taken uint64
-	marks           [dirtyAgeTicks]uint64
-	mark            int
-	putOff          int64 // the offset last put in a batch (-1: none)
+	// taken counts the entries ever taken from dirty, so taken+len(dirty)
+	// counts those ever queued; marks[j] is that count at each of the last
+	// dirtyAgeTicks ticks, so the entries queued before marks[mark] are
+	// about maxDirtyAge old.
+	taken  uint64
+	marks  [dirtyAgeTicks]uint64
+	mark   int
+	putOff int64 // the offset last put in a batch (-1: none)
 	// last is the entry Get or a write found last (-1: none): goka's Set of
 	// a user's new state follows its Get of the old one, and then finds the
 	// entry without a second lookup.
@@ -211,7 +212,7 @@ func (s *store) Open() error {
 // but the latest offset is yet to be written.
 func (s *store) tickLocked() int {
 	old := s.marks[s.mark]
-	s.marks[s.mark] = s.appended
+	s.marks[s.mark] = s.taken + uint64(len(s.dirty))
 	s.mark = (s.mark + 1) % len(s.marks)
 	if len(s.dirty) == 0 && s.offDirty {
 		return -1
@@ -423,7 +424,6 @@ func (s *store) putLocked(key string, val []byte, dirty, keep bool) int32 {
 		}
 		s.dirty = append(s.dirty, i)
 		s.dirtyOff = append(s.dirtyOff, off)
-		s.appended++
 	}
 	if e.flags&entDirty != 0 {
 		s.dirtyBytes += entryBytes(e)
