@@ -527,12 +527,8 @@ func waitJournals(t *testing.T, dir string, partitions int) {
 		written := 0
 		parts, _ := filepath.Glob(filepath.Join(dir, "*"))
 		for _, p := range parts {
-			logs, _ := filepath.Glob(filepath.Join(p, "*.log"))
-			for _, l := range logs {
-				if st, err := os.Stat(l); err == nil && st.Size() > 0 {
-					written++
-					break
-				}
+			if newestNonEmpty(p, "*.log") != "" {
+				written++
 			}
 		}
 		if written >= partitions {
@@ -544,7 +540,9 @@ func waitJournals(t *testing.T, dir string, partitions int) {
 	}
 }
 
-func flipNewest(dir, glob string) error {
+// newestNonEmpty is the newest non-empty file in dir that matches glob, ""
+// if there is none.
+func newestNonEmpty(dir, glob string) string {
 	files, _ := filepath.Glob(filepath.Join(dir, glob))
 	var newest string
 	var at time.Time
@@ -553,6 +551,11 @@ func flipNewest(dir, glob string) error {
 			newest, at = f, st.ModTime()
 		}
 	}
+	return newest
+}
+
+func flipNewest(dir, glob string) error {
+	newest := newestNonEmpty(dir, glob)
 	if newest == "" {
 		return fmt.Errorf("no non-empty %s in %s", glob, dir)
 	}
