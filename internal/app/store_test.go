@@ -176,7 +176,9 @@ func TestStoreReplayWritesBackWhenFull(t *testing.T) {
 			off++
 		}
 	}
-	time.Sleep(maxDirtyAge + 2*flushEvery) // a live store would write back on its timer by now
+	if n := dueAfterAge(s); n != 0 {
+		t.Fatalf("the replay's write-back takes %d entries once they are old, before the cache is full", n)
+	}
 	if inDB("usr_00") || inDB(offsetKey) {
 		t.Fatal("the replay wrote back before the cache was full")
 	}
@@ -203,6 +205,19 @@ func TestStoreReplayWritesBackWhenFull(t *testing.T) {
 	if _, err := s2.db.Get([]byte("usr_00000"), nil); err != nil {
 		t.Fatalf("the replay of 5000 keys never wrote back: %v", err)
 	}
+}
+
+// dueAfterAge is how many entries the background writer of s takes once
+// its timer has ticked past maxDirtyAge: it ticks the age marks itself and
+// asks the writer's decision, instead of waiting for the timer to.
+func dueAfterAge(s *store) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	aged := 0
+	for range dirtyAgeTicks + 1 {
+		aged = s.tickLocked()
+	}
+	return s.dueCountLocked(aged)
 }
 
 // replayDistinct sets n distinct keys (usr_00000 = "0", ...) as a replay of
@@ -237,7 +252,9 @@ func TestStoreReplayBudget(t *testing.T) {
 	if peak := replayDistinct(t, s, keys); peak <= cacheBytes || peak > replayBytes {
 		t.Fatalf("the replay held %d bytes; want more than the cache (%d) and within the budget (%d)", peak, cacheBytes, replayBytes)
 	}
-	time.Sleep(maxDirtyAge + 2*flushEvery) // a live store would write back on its timer by now
+	if n := dueAfterAge(s); n != 0 {
+		t.Fatalf("the replay's write-back takes %d entries once they are old, within the budget", n)
+	}
 	for _, k := range []string{"usr_00000", offsetKey} {
 		if _, err := s.db.Get([]byte(k), nil); !errors.Is(err, leveldb.ErrNotFound) {
 			t.Fatalf("LevelDB holds %s before the replay ended (%v): the budget did not hold the write-back", k, err)
