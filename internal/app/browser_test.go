@@ -76,8 +76,13 @@ func startDev(t *testing.T, httpAddr string) []string {
 	ready, done := make(chan string, 1), make(chan error, 1)
 	pc := processConfig(nil, "")
 	pc.HTTPAddr = httpAddr
+	// The data directory is taken here, before the cleanup below: cleanups
+	// run last first, so dev stops (and the embedded broker writes its last
+	// snapshots) before the directory is removed. Taken inside the goroutine,
+	// its removal could come first and the snapshots were left behind.
+	dir := t.TempDir()
 	go func() {
-		done <- app.Dev(ctx, app.DevConfig{KafkaListen: "127.0.0.1:0", DataDir: t.TempDir(), Partitions: 3, Process: pc},
+		done <- app.Dev(ctx, app.DevConfig{KafkaListen: "127.0.0.1:0", DataDir: dir, Partitions: 3, Process: pc},
 			app.Env{Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()}, func(line string) { ready <- line })
 	}()
 	t.Cleanup(func() {
