@@ -22,6 +22,16 @@ type Config struct {
 	Nodes int
 }
 
+// memSegmentBytes is the segment size of a broker without a data dir: its
+// segments are in-memory files, each one growing slice, and a slice that
+// outgrows its capacity is copied whole into one twice as large. At kfake's
+// default of 100 MiB that copy held the broker's one request loop for up to
+// 168 ms (a runtime trace of "fraudwatch bench", whose embedded broker has
+// no data dir): no client got an answer meanwhile, and the processor idled.
+// At 8 MiB a copy is of a few MiB at most. A broker with a data dir appends
+// to files and keeps kfake's default.
+const memSegmentBytes = 8 << 20
+
 // Broker is a running embedded cluster.
 type Broker struct{ c *kfake.Cluster }
 
@@ -53,6 +63,8 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	} else {
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.Itoa(memSegmentBytes)}))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
