@@ -354,9 +354,9 @@ func (s *store) dueLocked() (must, due bool) {
 	// The bytes count once flushKeys entries are dirty: a few large values
 	// (users holding hundreds of events, a small cache) would otherwise be
 	// written back every few records.
-	bytes := len(s.dirty) >= flushKeys
-	return len(s.dirty) >= maxDirtyKeys || bytes && s.dirtyBytes >= s.cacheBytes,
-		len(s.dirty) > holdKeys || bytes && s.dirtyBytes > s.cacheBytes/2
+	bytesCount := len(s.dirty) >= flushKeys
+	return len(s.dirty) >= maxDirtyKeys || bytesCount && s.dirtyBytes >= s.cacheBytes,
+		len(s.dirty) > holdKeys || bytesCount && s.dirtyBytes > s.cacheBytes/2
 }
 
 // trickleLocked is how many of the oldest dirty entries to write back so

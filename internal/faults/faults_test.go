@@ -518,7 +518,6 @@ func corruptLogged(logs []byte, partitionDir string) bool {
 	return false
 }
 
-// flipNewest inverts bytes in the newest file matching glob in dir.
 // waitJournals waits until each of the partition directories under dir
 // holds a non-empty LevelDB journal.
 func waitJournals(t *testing.T, dir string, partitions int) {
@@ -554,6 +553,7 @@ func newestNonEmpty(dir, glob string) string {
 	return newest
 }
 
+// flipNewest inverts bytes in the newest non-empty file matching glob in dir.
 func flipNewest(dir, glob string) error {
 	newest := newestNonEmpty(dir, glob)
 	if newest == "" {
