@@ -157,18 +157,21 @@ func (d *Detector) ingest(ctx goka.Context, msg any) {
 		r.RecordTime = ts.UnixNano()
 	}
 	if key == txn.UserID && kafka.Murmur2Partition([]byte(key), d.cfg.Partitions) == ctx.Partition() {
-		d.applyRouted(ctx, r, true)
+		d.applyRouted(ctx, r, true, now)
 		return
 	}
 	ctx.Loopback(txn.UserID, r)
 }
 
 func (d *Detector) apply(ctx goka.Context, msg any) {
-	stage(d.deps.Metrics.loopStage, d.deps.Now(), ctx.Timestamp())
-	d.applyRouted(ctx, msg.(*codecs.Routed), false)
+	now := d.deps.Now()
+	stage(d.deps.Metrics.loopStage, now, ctx.Timestamp())
+	d.applyRouted(ctx, msg.(*codecs.Routed), false, now)
 }
 
-func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool) {
+// applyRouted applies r to its user's state; now is when its callback began
+// (the clock is read once per callback).
+func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool, now time.Time) {
 	st, _ := ctx.Value().(*rules.State)
 	if st == nil {
 		st = new(rules.State)
@@ -181,12 +184,12 @@ func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool) 
 	case rules.Replayed:
 		// Applied before, but the crash that caused the re-delivery may have
 		// left the write only in LevelDB: write the state to the changelog again.
-		d.deps.Metrics.event(out, "")
+		d.deps.Metrics.event(out)
 		ctx.SetValue(st)
 	case rules.Duplicate:
 		// The first copy may be applied only in LevelDB (its changelog write
 		// failed): as for a replay, write the state to the changelog again.
-		d.deps.Metrics.event(out, "")
+		d.deps.Metrics.event(out)
 		ctx.SetValue(st)
 	case rules.Late:
 		win := time.Unix(0, d.cfg.Rules.TumblingStart(ev.Time)).UTC()
@@ -204,7 +207,6 @@ func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool) 
 		}
 		d.deps.Metrics.deadLetter(codecs.ReasonLate)
 	case rules.Counted:
-		now := d.deps.Now()
 		for _, a := range alerts {
 			sent := d.deps.Now()
 			if err := d.deps.Alerts.EmitSync(a.UserID, codecs.NewAlertRecord(a, now)); err != nil {
@@ -215,7 +217,7 @@ func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool) 
 			d.deps.Metrics.alert(a.Rule)
 		}
 		ctx.SetValue(st)
-		d.deps.Metrics.event(out, "")
+		d.deps.Metrics.event(out)
 		if r.RecordTime != 0 {
 			d.deps.Metrics.observeLatency(now, r.RecordTime, ev.Time)
 		}

@@ -147,6 +147,29 @@ func (h *harness) stage(t *testing.T, name string) (uint64, float64) {
 	return 0, 0
 }
 
+// events is the count of fraudwatch_events_total{result=result}.
+func (h *harness) events(t *testing.T, result string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "fraudwatch_events_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no fraudwatch_events_total{result=%q}", result)
+	return 0
+}
+
 // TestStageLatency: the input stage is the record time to ingest, one per
 // record; an alert's ack is timed once per alert; a record without a time
 // (the tester's loop records have none) is not observed.
@@ -182,6 +205,9 @@ func TestDuplicateTransactionCountedOnce(t *testing.T) {
 	}
 	if _, _, ok := h.dlq.Next(); ok {
 		t.Fatal("duplicate was dead-lettered")
+	}
+	if c, d := h.events(t, "counted"), h.events(t, "duplicate"); c != 1 || d != 2 {
+		t.Errorf("fraudwatch_events_total: counted %v, duplicate %v; want 1 and 2", c, d)
 	}
 }
 
@@ -314,7 +340,7 @@ func TestFailedAlertWhileStopping(t *testing.T) {
 	if err := json.Unmarshal(txnJSON("sixth", "u", at), &txn); err != nil {
 		t.Fatal(err)
 	}
-	d.applyRouted(ctx, &codecs.Routed{Txn: txn}, false)
+	d.applyRouted(ctx, &codecs.Routed{Txn: txn}, false, now)
 	if ctx.failed == nil || ctx.deferred == nil {
 		t.Fatalf("the failure was not reported and the commit not held back: fail=%v deferred=%v", ctx.failed, ctx.deferred)
 	}

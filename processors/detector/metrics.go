@@ -18,6 +18,10 @@ type Metrics struct {
 	stages       *prometheus.HistogramVec
 	// the stages of an event, as in StageLatency
 	inputStage, loopStage, alertStage prometheus.Observer
+	// outcome[o] counts the events of outcome o that are not dead-lettered
+	// (Counted, Duplicate, Replayed), looked up once: a label lookup per
+	// event was about 1% of the processor's CPU in a throughput profile.
+	outcome [rules.Replayed + 1]prometheus.Counter
 }
 
 // StageLatency is the histogram of the stages an event passes through inside
@@ -76,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.events.WithLabelValues("dlq", string(r))
 	}
 	for _, o := range []rules.Outcome{rules.Counted, rules.Duplicate, rules.Replayed} {
-		m.events.WithLabelValues(o.String(), "")
+		m.outcome[o] = m.events.WithLabelValues(o.String(), "")
 	}
 	for _, r := range []rules.Rule{rules.RuleVelocity, rules.RuleAmount, rules.RuleCountries} {
 		m.alerts.WithLabelValues(r.String())
@@ -84,9 +88,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) event(o rules.Outcome, reason string) {
-	m.events.WithLabelValues(o.String(), reason).Inc()
-}
+// event counts an event of outcome Counted, Duplicate or Replayed.
+func (m *Metrics) event(o rules.Outcome)      { m.outcome[o].Inc() }
 func (m *Metrics) deadLetter(r codecs.Reason) { m.events.WithLabelValues("dlq", string(r)).Inc() }
 func (m *Metrics) alert(r rules.Rule)         { m.alerts.WithLabelValues(r.String()).Inc() }
 
