@@ -165,6 +165,20 @@ func splitList(s string) []string {
 	return out
 }
 
+// parseRates parses bench's --query-rates: requests/s, comma-separated
+// (Config.Validate checks that each is > 0).
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, p := range splitList(s) {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil {
+			return nil, fmt.Errorf("--query-rates: %q is not a number of requests/s", p)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -458,6 +472,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	latencyRate := fs.Float64("latency-rate", 0, "events/s of the alert latency run (0: half the measured throughput)")
 	query := fs.Duration("query-duration", 10*time.Second, "how long the query clients run, once back to back (the most requests/s) and once at the query rate")
 	queryRate := fs.Float64("query-rate", 0, "requests/s at which query latency is measured (0: half the most requests/s)")
+	queryRates := fs.String("query-rates", "", "more fixed rates in requests/s, comma-separated, each run for --query-duration after the query runs: query latency against the load")
 	jsonFile := fs.String("json", "", "also write the figures as JSON to this file")
 	dataDir := fs.String("data-dir", "", "where the processors keep their state (default: a temporary dir, removed after)")
 	skipBaseline := fs.Bool("skip-baseline", false, "measure fraudwatch only")
@@ -493,12 +508,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return bench.RunChild(ctx, bench.ChildConfig{Role: role, Brokers: splitList(*brokers), DataDir: *dataDir,
 			HTTPAddr: *childHTTP, CPUProfile: *childProfile, StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, GCHeadroomMB: *serveGCHeadroom, ProcessGCHeadroomMB: *gcHeadroom}, stdout, log)
 	}
+	rates, err := parseRates(*queryRates)
+	if err != nil {
+		return usageError{err}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("bench: finding the fraudwatch binary to run the processors: %w", err)
 	}
 	c := bench.Config{Brokers: splitList(*brokers), Events: *events, Users: *users, Partitions: *partitions, Clients: *clients,
-		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, QueryRate: *queryRate, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
+		LatencyDuration: *latency, LatencyWarmup: *latencyWarmup, LatencyRate: *latencyRate, QueryDuration: *query, QueryRate: *queryRate, QueryRates: rates, DataDir: *dataDir, SkipBaseline: *skipBaseline, Keyed: *keyed, Seed: *seed,
 		StateCacheMB: *stateCacheMB, WriteBufferMB: *writeBufferMB, FetchWait: *fetchWait, ServeGCPercent: *serveGC, GCHeadroomMB: *gcHeadroom, ServeGCHeadroomMB: *serveGCHeadroom, ProducerLinger: *producerLinger, Repeat: *repeat,
 		ProfileDir: *profileDir, TimelineDir: *timelineDir, Spawn: benchSpawner(exe), Progress: stderr}
 	if c.DataDir == "" {

@@ -46,6 +46,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"command help", []string{"alerts", "--help"}, nil, exitOK, "-from-beginning"},
 		{"bench sizes", []string{"bench", "--events", "0", "--clients", "0"}, nil, exitUsage, "--clients must be >= 1"},
 		{"bench serve gc percent", []string{"bench", "--serve-gc-percent", "-1"}, nil, exitUsage, "--serve-gc-percent must be >= 0"},
+		{"bench query rates not numbers", []string{"bench", "--query-rates", "5000,fast"}, nil, exitUsage, `--query-rates: "fast" is not a number`},
+		{"bench query rates zero", []string{"bench", "--query-rates", "5000,0"}, nil, exitUsage, "--query-rates must all be > 0, got 0"},
 		{"bench child role", []string{"bench", "--child", "nope"}, nil, exitUsage, "unknown child role"},
 	}
 	for _, tt := range tests {

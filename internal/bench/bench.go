@@ -85,7 +85,11 @@ type Config struct {
 	QueryDuration time.Duration
 	// QueryRate, when > 0, is the rate in requests/s at which query latency
 	// is measured instead of half the most requests/s.
-	QueryRate    float64
+	QueryRate float64
+	// QueryRates are more fixed rates in requests/s, each run for
+	// QueryDuration after the two query runs: the query latency against the
+	// load, in Result.QueryLatencyByRateMS.
+	QueryRates   []float64
 	DataDir      string // children's state; must exist
 	SkipBaseline bool
 	// Keyed produces every event keyed by its user_id (Kafka's default
@@ -188,6 +192,11 @@ func (c Config) Validate() error {
 	if c.QueryRate < 0 {
 		errs = append(errs, fmt.Errorf("--query-rate must be >= 0, got %v", c.QueryRate))
 	}
+	for _, q := range c.QueryRates {
+		if !(q > 0) {
+			errs = append(errs, fmt.Errorf("--query-rates must all be > 0, got %v", q))
+		}
+	}
 	if c.Repeat < 1 {
 		errs = append(errs, fmt.Errorf("--repeat must be >= 1, got %d", c.Repeat))
 	}
@@ -248,11 +257,12 @@ type figures struct {
 	latencyCPU                  float64                // CPU-µs per event of the timed latency run
 	restoreSeconds, restoreRPS  float64
 	restoreRecords              int64
-	restorePeakRSS              int64       // of the restoring process, until ready
-	queryPeakRSS                int64       // of the view service, start to the end of its queries
-	query                       Percentiles // at the query rate (QueryRate or half of queryRPS)
-	querySaturated              Percentiles // clients back to back
-	queryRPS                    float64     // clients back to back
+	restorePeakRSS              int64         // of the restoring process, until ready
+	queryPeakRSS                int64         // of the view service, start to the end of its queries
+	query                       Percentiles   // at the query rate (QueryRate or half of queryRPS)
+	querySaturated              Percentiles   // clients back to back
+	queryRPS                    float64       // clients back to back
+	queryByRate                 []Percentiles // at each of QueryRates
 }
 
 type run struct {
@@ -1020,8 +1030,19 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 	}
 	f.query = percentiles(all)
 	f.query.RateEPS = rate
-	f.queryPeakRSS = c.usage().PeakRSS
 	r.progress("%s queries at %s requests/s: p50 %.2f ms, p99 %.2f ms, p999 %.2f ms", s.name, commas(int64(rate)), f.query.P50, f.query.P99, f.query.P999)
+	for i, rate := range r.cfg.QueryRates {
+		r.progress("%s queries: %d clients for %v at %s requests/s (rate %d of %d)", s.name, r.cfg.Clients, r.cfg.QueryDuration, commas(int64(rate)), i+1, len(r.cfg.QueryRates))
+		all, _, _, err := r.ask(ctx, s, addr, rate)
+		if err != nil {
+			return err
+		}
+		p := percentiles(all)
+		p.RateEPS = rate
+		f.queryByRate = append(f.queryByRate, p)
+		r.progress("%s queries at %s requests/s: p50 %.2f ms, p99 %.2f ms, p999 %.2f ms", s.name, commas(int64(rate)), p.P50, p.P99, p.P999)
+	}
+	f.queryPeakRSS = c.usage().PeakRSS
 	return nil
 }
 
@@ -1201,6 +1222,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		ReadySeconds1MUsers: ready(fw), BaselineReadySeconds1MUsers: ready(bl), ReadySeconds1MUsersEstimated: users < 1_000_000,
 		QueryLatencyMS: fw.query, QueryRPS: fw.queryRPS, BaselineQueryLatencyMS: bl.query, BaselineQueryRPS: bl.queryRPS,
 		QuerySaturatedLatencyMS: fw.querySaturated, BaselineQuerySaturatedLatencyMS: bl.querySaturated,
+		QueryLatencyByRateMS: fw.queryByRate, BaselineQueryLatencyByRateMS: bl.queryByRate,
 		PeakRSSBytes: fw.peakRSS, BaselinePeakRSSBytes: bl.peakRSS, UsersHeld: users,
 		RSSBytesPerMillionUsers: perM(fw.peakRSS), BaselineRSSBytesPerMillionUsers: perM(bl.peakRSS),
 		Config: RunInfo{Broker: brokerInfo, Events: r.cfg.Events, Users: r.cfg.Users, BurstUsers: r.burstUsers(),

@@ -74,7 +74,7 @@ func TestSmoke(t *testing.T) {
 	defer cancel()
 	profiles, timelines := t.TempDir(), filepath.Join(t.TempDir(), "timeline")
 	res, err := bench.Run(ctx, bench.Config{Brokers: brokers, Events: 3000, Users: 300, Partitions: 2, Clients: 4, Repeat: 1,
-		LatencyDuration: time.Second, LatencyWarmup: 500 * time.Millisecond, QueryDuration: 500 * time.Millisecond, DataDir: t.TempDir(), Seed: 1,
+		LatencyDuration: time.Second, LatencyWarmup: 500 * time.Millisecond, QueryDuration: 500 * time.Millisecond, QueryRates: []float64{100, 300}, DataDir: t.TempDir(), Seed: 1,
 		ProducerLinger: bench.DefaultProducerLinger, ProfileDir: profiles, TimelineDir: timelines, Spawn: spawner, Progress: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +122,21 @@ func TestSmoke(t *testing.T) {
 	// The query latency is measured at half the most requests/s.
 	if got, want := res.QueryLatencyMS.RateEPS, res.QueryRPS/2; !(want > 0) || got != want {
 		t.Errorf("query latency measured at %v requests/s, want half of the %v measured", got, res.QueryRPS)
+	}
+	// Each of --query-rates is measured at its rate, in order, on both sides.
+	for side, by := range map[string][]bench.Percentiles{"fraudwatch": res.QueryLatencyByRateMS, "baseline": res.BaselineQueryLatencyByRateMS} {
+		if len(by) != 2 {
+			t.Errorf("%s: %d query latencies by rate, want 2", side, len(by))
+			continue
+		}
+		for i, want := range []float64{100, 300} {
+			if p := by[i]; p.RateEPS != want || p.Samples == 0 || !(p.P50 > 0 && p.P50 <= p.P99 && p.P99 <= p.P999) {
+				t.Errorf("%s: query latency at rate %d = %+v, want at %v requests/s, samples > 0 and 0 < p50 <= p99 <= p999", side, i, p, want)
+			}
+		}
+	}
+	if by, _ := doc["query_latency_by_rate_ms"].([]any); len(by) != 2 {
+		t.Errorf("query_latency_by_rate_ms = %v, want 2 entries", doc["query_latency_by_rate_ms"])
 	}
 	stages, _ := doc["stage_latency_ms"].(map[string]any)
 	for _, st := range []string{detector.StageInput, detector.StageLoop, detector.StageAlertAck} {
@@ -185,6 +200,10 @@ func TestConfigValidate(t *testing.T) {
 	err = (bench.Config{QueryRate: -1}).Validate()
 	if err == nil || !strings.Contains(err.Error(), "--query-rate must be >= 0") {
 		t.Errorf("negative query rate: %v", err)
+	}
+	err = (bench.Config{QueryRates: []float64{100, -5}}).Validate()
+	if err == nil || !strings.Contains(err.Error(), "--query-rates must all be > 0, got -5") {
+		t.Errorf("a negative rate of --query-rates: %v", err)
 	}
 	err = (bench.Config{FetchWait: 100 * time.Microsecond}).Validate()
 	if err == nil || !strings.Contains(err.Error(), "--fetch-wait must be between 1ms and 1s") {

@@ -42,6 +42,8 @@ func Median(runs []*Result) *Result {
 		}
 		out.StageLatencyMS[stage] = medianPercentiles(runs, func(r *Result) Percentiles { return r.StageLatencyMS[stage] })
 	}
+	out.QueryLatencyByRateMS = medianByRate(runs, func(r *Result) []Percentiles { return r.QueryLatencyByRateMS })
+	out.BaselineQueryLatencyByRateMS = medianByRate(runs, func(r *Result) []Percentiles { return r.BaselineQueryLatencyByRateMS })
 	out.Ratios = map[string]float64{}
 	for k := range runs[0].Ratios {
 		out.Ratios[k] = median(runs, func(r *Result) float64 { return r.Ratios[k] })
@@ -49,6 +51,15 @@ func Median(runs []*Result) *Result {
 	out.judge()
 	out.Notes = append(slices.Clone(runs[0].Notes), fmt.Sprintf("every figure and ratio is the median of %d runs (each on a fresh embedded broker); \"runs\" holds each run's figures.", len(runs)))
 	return &out
+}
+
+// medianByRate is the median at each rate of runs measured at the same rates.
+func medianByRate(runs []*Result, by func(*Result) []Percentiles) []Percentiles {
+	var out []Percentiles
+	for i := range by(runs[0]) {
+		out = append(out, medianPercentiles(runs, func(r *Result) Percentiles { return by(r)[i] }))
+	}
+	return out
 }
 
 func medianOf(runs []*Result, at func(*Result) reflect.Value) reflect.Value {

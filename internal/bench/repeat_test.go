@@ -14,6 +14,7 @@ func TestMedian(t *testing.T) {
 			RSSBytesPerMillionUsers: float64(rss) * 4,
 			AlertLatencyMS:          Percentiles{P50: p99 / 4, P99: p99, P999: p99 * 2, Samples: users, RateEPS: eps / 2},
 			StageLatencyMS:          map[string]Percentiles{"loop": {P50: p99 / 10, P99: p99 / 2, Samples: users}},
+			QueryLatencyByRateMS:    []Percentiles{{P99: p99 / 100, RateEPS: 1000}, {P99: p99 / 10, RateEPS: 2000}},
 			Config:                  RunInfo{Baseline: true, Repeat: 1, WallSeconds: 100}, Notes: []string{"a note"}}
 		r.finish()
 		return r
@@ -28,6 +29,12 @@ func TestMedian(t *testing.T) {
 	}
 	if got := m.StageLatencyMS["loop"]; got.P99 != 30 || got.Samples != 20 {
 		t.Errorf("loop stage %+v, want p99 30 over 20", got)
+	}
+	if got := m.QueryLatencyByRateMS; len(got) != 2 || got[0].P99 != 0.6 || got[0].RateEPS != 1000 || got[1].P99 != 6 || got[1].RateEPS != 2000 {
+		t.Errorf("query latency by rate %+v, want p99 0.6 at 1,000/s and 6 at 2,000/s", got)
+	}
+	if m.BaselineQueryLatencyByRateMS != nil {
+		t.Errorf("baseline query latency by rate %+v, want none (no run had them)", m.BaselineQueryLatencyByRateMS)
 	}
 	if got := m.Ratios["throughput_eps"]; got < 3.1-1e-9 || got > 3.1+1e-9 {
 		t.Errorf("throughput ratio %v, want the median run ratio 3.1 (not the ratio of medians)", got)

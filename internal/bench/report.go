@@ -73,6 +73,10 @@ type Result struct {
 	BaselineQueryRPS                float64     `json:"baseline_query_rps"`
 	QuerySaturatedLatencyMS         Percentiles `json:"query_saturated_latency_ms"`
 	BaselineQuerySaturatedLatencyMS Percentiles `json:"baseline_query_saturated_latency_ms"`
+	// QueryLatencyByRateMS is the query latency at each of --query-rates
+	// (RateEPS), in their order, as QueryLatencyMS is measured.
+	QueryLatencyByRateMS         []Percentiles `json:"query_latency_by_rate_ms,omitempty"`
+	BaselineQueryLatencyByRateMS []Percentiles `json:"baseline_query_latency_by_rate_ms,omitempty"`
 
 	PeakRSSBytes                    int64   `json:"peak_rss_bytes"`
 	BaselinePeakRSSBytes            int64   `json:"baseline_peak_rss_bytes"`
@@ -304,6 +308,14 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("query latency p999", f2(r.QueryLatencyMS.P999), f2(r.BaselineQueryLatencyMS.P999), "query_latency_ms.p999", qrate)
 	row("saturated query p50 / p99", f2(r.QuerySaturatedLatencyMS.P50)+" / "+f2(r.QuerySaturatedLatencyMS.P99),
 		f2(r.BaselineQuerySaturatedLatencyMS.P50)+" / "+f2(r.BaselineQuerySaturatedLatencyMS.P99), "query_saturated_latency_ms.p99", "ms, back to back (queued)")
+	for i, p := range r.QueryLatencyByRateMS {
+		pct := func(p Percentiles) string { return f2(p.P50) + " / " + f2(p.P99) + " / " + f2(p.P999) }
+		bl := "-"
+		if i < len(r.BaselineQueryLatencyByRateMS) {
+			bl = pct(r.BaselineQueryLatencyByRateMS[i])
+		}
+		row("query p50 / p99 / p999 @ "+f0(p.RateEPS)+"/s", pct(p), bl, "", fmt.Sprintf("ms @ %s requests/s (--query-rates), %d clients", f0(p.RateEPS), c.Clients))
+	}
 	row("view service peak RSS", mib(float64(r.QueryPeakRSSBytes)), mib(float64(r.BaselineQueryPeakRSSBytes)), "query_peak_rss_bytes", "MiB, recovery and queries")
 	row("peak RSS per 1M users", mib(r.RSSBytesPerMillionUsers), mib(r.BaselineRSSBytesPerMillionUsers), "rss_bytes_per_million_users",
 		fmt.Sprintf("MiB (peak %s / %s MiB, %s users)", mib(float64(r.PeakRSSBytes)), mib(float64(r.BaselinePeakRSSBytes)), commas(int64(r.UsersHeld))))

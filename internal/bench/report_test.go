@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,22 @@ func TestTableRates(t *testing.T) {
 				t.Errorf("baseline %v: rows hold %q:\n%s", tc.baseline, l, got)
 			}
 		}
+	}
+}
+
+// TestTableQueryRates: each of --query-rates has a row with both sides'
+// p50 / p99 / p999 at that rate.
+func TestTableQueryRates(t *testing.T) {
+	r := &Result{QueryLatencyByRateMS: []Percentiles{{P50: 0.12, P99: 0.8, P999: 2.5, Samples: 150000, RateEPS: 15000}},
+		BaselineQueryLatencyByRateMS: []Percentiles{{P50: 0.2, P99: 1.9, P999: 7, Samples: 150000, RateEPS: 15000}},
+		Config:                       RunInfo{Baseline: true, Clients: 32, Repeat: 1}}
+	r.finish()
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`query p50 / p99 / p999 @ 15,000/s +0\.12 / 0\.80 / 2\.50 +0\.20 / 1\.90 / 7\.00 .*ms @ 15,000 requests/s \(--query-rates\), 32 clients`)
+	if !want.MatchString(b.String()) {
+		t.Errorf("no row for the rate 15,000/s matching %s:\n%s", want, b.String())
 	}
 }
