@@ -11,6 +11,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
@@ -127,47 +128,37 @@ func TestBurstRaisesOneAlert(t *testing.T) {
 // stage returns the count and sum of a stage of StageLatency.
 func (h *harness) stage(t *testing.T, name string) (uint64, float64) {
 	t.Helper()
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != StageLatency {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "stage" && l.GetValue() == name {
-					return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{stage=%q}", StageLatency, name)
-	return 0, 0
+	m := h.metric(t, StageLatency, "stage", name)
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
 }
 
 // events is the count of fraudwatch_events_total{result=result}.
 func (h *harness) events(t *testing.T, result string) float64 {
+	t.Helper()
+	return h.metric(t, "fraudwatch_events_total", "result", result).GetCounter().GetValue()
+}
+
+// metric is the first metric of family name whose label has value.
+func (h *harness) metric(t *testing.T, name, label, value string) *dto.Metric {
 	t.Helper()
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "fraudwatch_events_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
+				if l.GetName() == label && l.GetValue() == value {
+					return m
 				}
 			}
 		}
 	}
-	t.Fatalf("no fraudwatch_events_total{result=%q}", result)
-	return 0
+	t.Fatalf("no %s{%s=%q}", name, label, value)
+	return nil
 }
 
 // TestStageLatency: the input stage is the record time to ingest, one per
