@@ -215,7 +215,7 @@ type processFlags struct {
 	writeBufferMB                       int
 }
 
-func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCacheMB int) {
+func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCacheMB, writeBufferMB int) {
 	fs.StringVar(&p.rulesFile, "rules", "", "YAML rules file (see README); flags below override it")
 	fs.StringVar(&p.mode, "window-mode", "tumbling", "tumbling or sliding")
 	fs.DurationVar(&p.size, "window-size", time.Minute, "window length")
@@ -226,7 +226,7 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCache
 	fs.StringVar(&p.httpAddr, "http", httpDefault, "HTTP address for /healthz, /readyz, /metrics (empty: off)")
 	fs.StringVar(&p.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.IntVar(&p.stateCacheMB, "state-cache-mb", stateCacheMB, "memory for cached user states, in MiB, shared by the partitions (LevelDB holds the rest)")
-	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", app.DefaultWriteBufferMB, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
+	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", writeBufferMB, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
 }
 
 // tuning are --gc-percent, --gc-headroom-mb, --fetch-wait, --produce-linger and --restore-cache-mb of the
@@ -330,7 +330,7 @@ func (p *processFlags) config(set map[string]bool) (app.ProcessConfig, error) {
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dev", stderr)
 	var pf processFlags
-	pf.register(fs, "127.0.0.1:8080", app.DefaultStateCacheMB)
+	pf.register(fs, "127.0.0.1:8080", app.DefaultStateCacheMB, app.DefaultWriteBufferMB)
 	tune := tuningFlags(fs)
 	dataDir := fs.String("data-dir", "./fraudwatch-data", "where the embedded Kafka and the processor keep their data")
 	listen := fs.String("kafka-listen", "127.0.0.1:9092", "address of the embedded Kafka broker")
@@ -354,7 +354,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func runProcess(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("process", stderr)
 	var pf processFlags
-	pf.register(fs, "", app.DefaultStateCacheMB)
+	pf.register(fs, "", app.DefaultStateCacheMB, app.DefaultWriteBufferMB)
 	tune := tuningFlags(fs)
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
 	dataDir := fs.String("data-dir", "", "directory for the local state (LevelDB per partition)")
@@ -434,7 +434,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var pf processFlags
-	pf.register(fs, "127.0.0.1:8080", app.DefaultServeStateCacheMB)
+	pf.register(fs, "127.0.0.1:8080", app.DefaultServeStateCacheMB, app.DefaultServeWriteBufferMB)
 	brokers := fs.String("brokers", "", "Kafka bootstrap servers, comma-separated")
 	dataDir := fs.String("data-dir", "", "directory for the view's LevelDB (a restart catches up from it)")
 	memory := fs.Bool("memory", false, "keep the view in memory instead (a restart replays the table)")

@@ -100,9 +100,28 @@ const DefaultStateCacheMB = 28
 // 374.
 const DefaultRestoreCacheMB = 64
 
-// DefaultWriteBufferMB is LevelDB's write buffer per partition by default
-// (goleveldb's own default).
-const DefaultWriteBufferMB = 4
+// DefaultWriteBufferMB is a processor's LevelDB write buffer per partition
+// by default, twice goleveldb's own (4 MiB). At high rates the alert tail is
+// the partitions' memtable flushes and table compactions (20-70 ms each,
+// every 2-3 s per partition at 70,000 events/s, lined up against a latency
+// run's timeline by their LOG files); a memtable twice as large flushes and
+// compacts half as often. Five alternated pairs of "fraudwatch bench
+// --skip-baseline --events 300000 --latency-rate 70000 --latency-duration
+// 10s --latency-warmup 2s --query-duration 1s": alert p99 48.9 / 46.9 / 60.4
+// / 47.8 / 164.0 ms against 82.0 / 70.6 / 117.2 / 64.0 / 43.5 with 4 MiB
+// (16 MiB: 52.6 / 37.0 / 41.1 / 34.0 / 28.9 against 49.8 / 76.3 / 52.9 /
+// 56.2 / 49.1). The price is memory: at 1M users ("fraudwatch bench --users
+// 1000000 --events 2000000 --skip-baseline") 468 MiB of peak RSS per 1M
+// users against 443 with 4 MiB, and 524 with 16.
+const DefaultWriteBufferMB = 8
+
+// DefaultServeWriteBufferMB is the view service's LevelDB write buffer per
+// partition by default (goleveldb's own): a view has no alert tail to
+// shorten, and at 1M users 8 MiB raised its peak RSS from 562 to 679 MiB.
+const DefaultServeWriteBufferMB = 4
+
+// writeBufferBytes is a write buffer of mb MiB, or of def MiB if mb is 0.
+func writeBufferBytes(mb, def int) int { return cmp.Or(mb, def) << 20 }
 
 // memoryErrors checks --state-cache-mb and --write-buffer-mb.
 func memoryErrors(stateCacheMB, writeBufferMB int) []error {
@@ -276,7 +295,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 		return d.NewProcessor(p.cfg.Brokers, append(opts.GroupOptions(p.cfg.FetchWait, p.cfg.GroupInstanceID),
 			goka.WithClientID(p.cfg.ClientID),
 			goka.WithStorageBuilder(replayed(ctx, keepLargeValues(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, DefaultStateCacheMB, n),
-				stateCacheBytes(p.cfg.RestoreCacheMB, DefaultRestoreCacheMB, n), p.cfg.WriteBufferMB<<20, log)),
+				stateCacheBytes(p.cfg.RestoreCacheMB, DefaultRestoreCacheMB, n), writeBufferBytes(p.cfg.WriteBufferMB, DefaultWriteBufferMB), log)),
 				opts.ReadPartition, &p.replays, log)),
 			goka.WithProducerBuilder(opts.StreamProducerBuilder(cmp.Or(p.cfg.ProduceLinger, kafka.DefaultProduceLinger), string(topics.DetectorTable()))),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),

@@ -39,7 +39,7 @@ type ServeConfig struct {
 	Security  kafka.Security
 	// StateCacheMB is the memory for cached user states (0: DefaultServeStateCacheMB).
 	StateCacheMB int
-	// WriteBufferMB is LevelDB's write buffer per partition (0: DefaultWriteBufferMB).
+	// WriteBufferMB is LevelDB's write buffer per partition (0: DefaultServeWriteBufferMB).
 	WriteBufferMB int
 	// GCHeadroomMB, when set, raises the process's GOGC after each
 	// collection so that the heap may grow this much beyond the live data
@@ -88,7 +88,7 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	replays := new(telemetry.Replays)
 	sb := storage.MemoryBuilder()
 	if !c.Memory {
-		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, DefaultServeStateCacheMB, n), 0, c.WriteBufferMB<<20, env.Log),
+		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, DefaultServeStateCacheMB, n), 0, writeBufferBytes(c.WriteBufferMB, DefaultServeWriteBufferMB), env.Log),
 			opts.ReadPartition, replays, env.Log)
 	}
 	// Queries read the storage goka's view keeps, through local (see

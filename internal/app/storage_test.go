@@ -177,6 +177,20 @@ func TestWriteBufferSize(t *testing.T) {
 	}
 }
 
+// A processor's write buffer defaults to DefaultWriteBufferMB and a view's
+// to DefaultServeWriteBufferMB; a size given is kept.
+func TestWriteBufferDefaults(t *testing.T) {
+	for _, tc := range []struct{ mb, def, want int }{
+		{0, DefaultWriteBufferMB, 8 << 20},
+		{0, DefaultServeWriteBufferMB, 4 << 20},
+		{2, DefaultWriteBufferMB, 2 << 20},
+	} {
+		if got := writeBufferBytes(tc.mb, tc.def); got != tc.want {
+			t.Errorf("writeBufferBytes(%d, %d) = %d, want %d", tc.mb, tc.def, got, tc.want)
+		}
+	}
+}
+
 // fakeChangelog is a replayer over records held in memory: offsets 0..n-1,
 // key k(i%50), value i, every 7th a tombstone. failAt > 0 fails the read
 // after the batch that reaches that offset.
