@@ -103,9 +103,10 @@ const DefaultRestoreCacheMB = 64
 // DefaultWriteBufferMB is a processor's LevelDB write buffer per partition
 // by default, twice goleveldb's own (4 MiB). At high rates the alert tail is
 // the partitions' memtable flushes and table compactions (20-70 ms each,
-// every 2-3 s per partition at 70,000 events/s, lined up against a latency
-// run's timeline by their LOG files); a memtable twice as large flushes and
-// compacts half as often. Five alternated pairs of "fraudwatch bench
+// every 2-3 s per partition at 70,000 events/s; seven of the nine quarter
+// seconds of a latency run whose slowest alert took over 45 ms held one, by
+// their LOG files); a memtable twice as large flushes and compacts half as
+// often. Five alternated pairs of "fraudwatch bench
 // --skip-baseline --events 300000 --latency-rate 70000 --latency-duration
 // 10s --latency-warmup 2s --query-duration 1s": alert p99 48.9 / 46.9 / 60.4
 // / 47.8 / 164.0 ms against 82.0 / 70.6 / 117.2 / 64.0 / 43.5 with 4 MiB
