@@ -121,8 +121,8 @@ const DefaultWriteBufferMB = 8
 // shorten, and at 1M users 8 MiB raised its peak RSS from 562 to 679 MiB.
 const DefaultServeWriteBufferMB = 4
 
-// writeBufferBytes is a write buffer of mb MiB, or of def MiB if mb is 0.
-func writeBufferBytes(mb, def int) int { return cmp.Or(mb, def) << 20 }
+// mibOr is mb MiB in bytes, or def MiB if mb is 0 (a flag left at 0).
+func mibOr(mb, def int) int { return cmp.Or(mb, def) << 20 }
 
 // memoryErrors checks --state-cache-mb and --write-buffer-mb.
 func memoryErrors(stateCacheMB, writeBufferMB int) []error {
@@ -163,10 +163,7 @@ const partitionChannelSize = 256
 
 // stateCacheBytes is one partition's share of mb MiB (0: def MiB).
 func stateCacheBytes(mb, def int, partitions int32) int {
-	if mb == 0 {
-		mb = def
-	}
-	return mb << 20 / int(max(partitions, 1))
+	return mibOr(mb, def) / int(max(partitions, 1))
 }
 
 // Validate reports every problem at once.
@@ -296,7 +293,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 		return d.NewProcessor(p.cfg.Brokers, append(opts.GroupOptions(p.cfg.FetchWait, p.cfg.GroupInstanceID),
 			goka.WithClientID(p.cfg.ClientID),
 			goka.WithStorageBuilder(replayed(ctx, keepLargeValues(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, DefaultStateCacheMB, n),
-				stateCacheBytes(p.cfg.RestoreCacheMB, DefaultRestoreCacheMB, n), writeBufferBytes(p.cfg.WriteBufferMB, DefaultWriteBufferMB), log)),
+				stateCacheBytes(p.cfg.RestoreCacheMB, DefaultRestoreCacheMB, n), mibOr(p.cfg.WriteBufferMB, DefaultWriteBufferMB), log)),
 				opts.ReadPartition, &p.replays, log)),
 			goka.WithProducerBuilder(opts.StreamProducerBuilder(cmp.Or(p.cfg.ProduceLinger, kafka.DefaultProduceLinger), string(topics.DetectorTable()))),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),

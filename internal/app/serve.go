@@ -88,7 +88,7 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	replays := new(telemetry.Replays)
 	sb := storage.MemoryBuilder()
 	if !c.Memory {
-		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, DefaultServeStateCacheMB, n), 0, writeBufferBytes(c.WriteBufferMB, DefaultServeWriteBufferMB), env.Log),
+		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, DefaultServeStateCacheMB, n), 0, mibOr(c.WriteBufferMB, DefaultServeWriteBufferMB), env.Log),
 			opts.ReadPartition, replays, env.Log)
 	}
 	// Queries read the storage goka's view keeps, through local (see

@@ -185,8 +185,8 @@ func TestWriteBufferDefaults(t *testing.T) {
 		{0, DefaultServeWriteBufferMB, 4 << 20},
 		{2, DefaultWriteBufferMB, 2 << 20},
 	} {
-		if got := writeBufferBytes(tc.mb, tc.def); got != tc.want {
-			t.Errorf("writeBufferBytes(%d, %d) = %d, want %d", tc.mb, tc.def, got, tc.want)
+		if got := mibOr(tc.mb, tc.def); got != tc.want {
+			t.Errorf("mibOr(%d, %d) = %d, want %d", tc.mb, tc.def, got, tc.want)
 		}
 	}
 }

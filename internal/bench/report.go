@@ -308,8 +308,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("query latency p999", f2(r.QueryLatencyMS.P999), f2(r.BaselineQueryLatencyMS.P999), "query_latency_ms.p999", qrate)
 	row("saturated query p50 / p99", f2(r.QuerySaturatedLatencyMS.P50)+" / "+f2(r.QuerySaturatedLatencyMS.P99),
 		f2(r.BaselineQuerySaturatedLatencyMS.P50)+" / "+f2(r.BaselineQuerySaturatedLatencyMS.P99), "query_saturated_latency_ms.p99", "ms, back to back (queued)")
+	pct := func(p Percentiles) string { return f2(p.P50) + " / " + f2(p.P99) + " / " + f2(p.P999) }
 	for i, p := range r.QueryLatencyByRateMS {
-		pct := func(p Percentiles) string { return f2(p.P50) + " / " + f2(p.P99) + " / " + f2(p.P999) }
 		bl := "-"
 		if i < len(r.BaselineQueryLatencyByRateMS) {
 			bl = pct(r.BaselineQueryLatencyByRateMS[i])
