@@ -229,12 +229,12 @@ func (p *processFlags) register(fs *flag.FlagSet, httpDefault string, stateCache
 	fs.IntVar(&p.writeBufferMB, "write-buffer-mb", writeBufferMB, "LevelDB write buffer per partition, in MiB: larger compacts less often (shorter alert latency tail) and uses up to twice as much memory")
 }
 
-// tuning are --gc-percent, --gc-headroom-mb, --fetch-wait, --produce-linger and --restore-cache-mb of the
+// tuning are --gc-percent, --gc-headroom-mb, --fetch-wait, --commit-interval, --produce-linger and --restore-cache-mb of the
 // commands that run a processor. GOGC is the OS process's, so the command
 // sets it (debug.SetGCPercent) once the flags are valid, for the process's life.
 type tuning struct {
-	gcPercent, gcHeadroomMB, restoreCacheMB *int
-	fetchWait, produceLinger                *time.Duration
+	gcPercent, gcHeadroomMB, restoreCacheMB  *int
+	fetchWait, commitInterval, produceLinger *time.Duration
 }
 
 func tuningFlags(fs *flag.FlagSet) tuning {
@@ -242,6 +242,7 @@ func tuningFlags(fs *flag.FlagSet) tuning {
 		gcPercent:      fs.Int("gc-percent", app.DefaultGCPercent, "Go's GC percent (GOGC) of this process, 0 for the default: lower holds less memory and collects more often; the floor of --gc-headroom-mb"),
 		gcHeadroomMB:   fs.Int("gc-headroom-mb", app.DefaultGCHeadroomMB, "memory in MiB the heap may grow by beyond its live data between collections: GOGC is raised to allow it while the live data is small (never below --gc-percent), so collections come less often; 0: off"),
 		fetchWait:      fs.Duration("fetch-wait", kafka.DefaultFetchWait, "how long an input or loop fetch waits for 32 KiB of records (1ms-1s): longer costs latency per hop and saves CPU under load"),
+		commitInterval: fs.Duration("commit-interval", kafka.DefaultCommitInterval, "how often the offsets of finished input and loop records are committed (10ms-1m): a partition's next owner applies again what came after the last commit"),
 		produceLinger:  fs.Duration("produce-linger", kafka.DefaultProduceLinger, "how long the processor's loop and changelog records wait to be sent in one request (1ms-1s; alerts never wait): longer costs latency on the loop hop and saves CPU under load"),
 		restoreCacheMB: fs.Int("restore-cache-mb", app.DefaultRestoreCacheMB, "memory for cached user states while the changelog is replayed, in MiB (at least --state-cache-mb): a restore that fits writes each user to LevelDB once, after the processor is ready"),
 	}
@@ -249,7 +250,7 @@ func tuningFlags(fs *flag.FlagSet) tuning {
 
 // apply sets the processor's settings in pc.
 func (t tuning) apply(pc *app.ProcessConfig) {
-	pc.FetchWait, pc.ProduceLinger, pc.RestoreCacheMB, pc.GCHeadroomMB = *t.fetchWait, *t.produceLinger, *t.restoreCacheMB, *t.gcHeadroomMB
+	pc.FetchWait, pc.CommitInterval, pc.ProduceLinger, pc.RestoreCacheMB, pc.GCHeadroomMB = *t.fetchWait, *t.commitInterval, *t.produceLinger, *t.restoreCacheMB, *t.gcHeadroomMB
 }
 
 // gcPercentError checks --gc-percent.

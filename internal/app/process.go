@@ -54,6 +54,9 @@ type ProcessConfig struct {
 	// FetchWait is how long the input and loop consumers' fetches wait for
 	// 32 KiB of records (0: kafka.DefaultFetchWait).
 	FetchWait time.Duration
+	// CommitInterval is how often the finished input and loop offsets are
+	// committed (0: kafka.DefaultCommitInterval).
+	CommitInterval time.Duration
 	// ProduceLinger is how long the loop and changelog records wait to be
 	// batched (0: kafka.DefaultProduceLinger). Alerts never wait.
 	ProduceLinger time.Duration
@@ -147,6 +150,14 @@ func waitError(flag string, d time.Duration) error {
 	return nil
 }
 
+// CommitIntervalError checks --commit-interval: 0 (the default) or 10ms to 1m.
+func CommitIntervalError(d time.Duration) error {
+	if d != 0 && (d < 10*time.Millisecond || d > time.Minute) {
+		return fmt.Errorf("--commit-interval must be between 10ms and 1m, got %v", d)
+	}
+	return nil
+}
+
 // DefaultServeStateCacheMB is the default memory for the view service's
 // cached user states. A view holds every partition and answers reads only,
 // and its memory is not the processor's budget: a view of 844,550 users
@@ -189,6 +200,9 @@ func (c ProcessConfig) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := waitError("--produce-linger", c.ProduceLinger); err != nil {
+		errs = append(errs, err)
+	}
+	if err := CommitIntervalError(c.CommitInterval); err != nil {
 		errs = append(errs, err)
 	}
 	if err := kafka.GroupInstanceIDError(c.GroupInstanceID); err != nil {
@@ -290,7 +304,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	}
 	log := p.env.Log
 	newProc := func() (*goka.Processor, error) {
-		return d.NewProcessor(p.cfg.Brokers, append(opts.GroupOptions(p.cfg.FetchWait, p.cfg.GroupInstanceID),
+		return d.NewProcessor(p.cfg.Brokers, append(opts.GroupOptions(kafka.Group{FetchWait: p.cfg.FetchWait, CommitInterval: p.cfg.CommitInterval, InstanceID: p.cfg.GroupInstanceID}),
 			goka.WithClientID(p.cfg.ClientID),
 			goka.WithStorageBuilder(replayed(ctx, keepLargeValues(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, DefaultStateCacheMB, n),
 				stateCacheBytes(p.cfg.RestoreCacheMB, DefaultRestoreCacheMB, n), mibOr(p.cfg.WriteBufferMB, DefaultWriteBufferMB), log)),

@@ -113,3 +113,17 @@ func TestProcessorKeepsGCHeadroom(t *testing.T) {
 		t.Errorf("GOGC after the processor stopped is %d, want 80 back", got)
 	}
 }
+
+// --commit-interval takes 0 (the default) or 10ms to a minute.
+func TestCommitIntervalError(t *testing.T) {
+	for _, ok := range []time.Duration{0, 10 * time.Millisecond, 100 * time.Millisecond, time.Minute} {
+		if err := CommitIntervalError(ok); err != nil {
+			t.Errorf("%v refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []time.Duration{-time.Second, time.Millisecond, 9 * time.Millisecond, time.Minute + time.Millisecond} {
+		if err := CommitIntervalError(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

@@ -164,7 +164,7 @@ func TestGroupFetchWait(t *testing.T) {
 	for _, tt := range []struct {
 		wait, want time.Duration
 	}{{0, DefaultFetchWait}, {time.Millisecond, time.Millisecond}, {200 * time.Millisecond, 200 * time.Millisecond}} {
-		c := o.groupConfig("g", tt.wait, "")
+		c := o.groupConfig("g", Group{FetchWait: tt.wait})
 		if c.Consumer.MaxWaitTime != tt.want || c.Consumer.Fetch.Min != streamMinBytes || c.ClientID != "g" {
 			t.Errorf("wait %v: max wait %v, min bytes %d, client id %q; want %v, %d, g", tt.wait,
 				c.Consumer.MaxWaitTime, c.Consumer.Fetch.Min, c.ClientID, tt.want, streamMinBytes)
@@ -178,10 +178,31 @@ func TestGroupFetchWait(t *testing.T) {
 	}
 }
 
+// Stream consumer groups commit every 100 ms unless set; sarama takes the
+// interval as it is.
+func TestGroupCommitInterval(t *testing.T) {
+	o := Options{ClientID: "x"}
+	for _, tt := range []struct {
+		every, want time.Duration
+	}{{0, DefaultCommitInterval}, {10 * time.Millisecond, 10 * time.Millisecond}, {5 * time.Second, 5 * time.Second}} {
+		c := o.groupConfig("g", Group{CommitInterval: tt.every})
+		if !c.Consumer.Offsets.AutoCommit.Enable || c.Consumer.Offsets.AutoCommit.Interval != tt.want {
+			t.Errorf("interval %v: auto commit %v every %v, want on every %v", tt.every,
+				c.Consumer.Offsets.AutoCommit.Enable, c.Consumer.Offsets.AutoCommit.Interval, tt.want)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("interval %v: %v", tt.every, err)
+		}
+	}
+	if DefaultCommitInterval != 100*time.Millisecond {
+		t.Errorf("default commit interval %v, documented as 100ms", DefaultCommitInterval)
+	}
+}
+
 // A static member's id reaches sarama's config, which accepts it at the
 // protocol version set; ids Kafka would refuse are refused up front.
 func TestGroupInstanceID(t *testing.T) {
-	c := Options{ClientID: "x"}.groupConfig("g", 0, "fraudwatch-a.1_b")
+	c := Options{ClientID: "x"}.groupConfig("g", Group{InstanceID: "fraudwatch-a.1_b"})
 	if c.Consumer.Group.InstanceId != "fraudwatch-a.1_b" {
 		t.Errorf("instance id %q in the config", c.Consumer.Group.InstanceId)
 	}

@@ -90,7 +90,7 @@ func TestOrderedWrapRegistersDeliveries(t *testing.T) {
 // A processor gets the group and the context wrapper of one Ordered: the
 // group alone would never commit.
 func TestGroupOptionsPairGroupAndWrapper(t *testing.T) {
-	if got := len(Options{ClientID: "x"}.GroupOptions(0, "")); got != 2 {
+	if got := len(Options{ClientID: "x"}.GroupOptions(Group{})); got != 2 {
 		t.Fatalf("%d options, want the group builder and the context wrapper", got)
 	}
 }
