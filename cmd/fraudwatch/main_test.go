@@ -33,7 +33,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"fetch wait too short", []string{"process", "--brokers", "x", "--data-dir", "d", "--fetch-wait", "100us"}, nil, exitUsage, "--fetch-wait must be between 1ms and 1s"},
 		{"commit interval too short", []string{"process", "--brokers", "x", "--data-dir", "d", "--commit-interval", "1ms"}, nil, exitUsage, "--commit-interval must be between 10ms and 1m"},
 		{"dev commit interval too long", []string{"dev", "--commit-interval", "2m"}, nil, exitUsage, "--commit-interval must be between 10ms and 1m"},
-		{"process commit interval default", []string{"process", "--help"}, nil, exitOK, "last commit (default 100ms)"},
+		{"process commit interval default", []string{"process", "--help"}, nil, exitOK, "delays the next) (default 1s)"},
 		{"negative gc headroom", []string{"process", "--brokers", "x", "--data-dir", "d", "--gc-headroom-mb", "-1"}, nil, exitUsage, "--gc-headroom-mb must be >= 0"},
 		{"dev negative gc headroom", []string{"dev", "--gc-headroom-mb", "-1"}, nil, exitUsage, "--gc-headroom-mb must be >= 0"},
 		{"process gc headroom default", []string{"process", "--help"}, nil, exitOK, "(default 160)"},

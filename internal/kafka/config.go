@@ -107,20 +107,24 @@ type Group struct {
 }
 
 // DefaultCommitInterval is how often a processor commits the offsets of the
-// records it finished (sarama's default is a second). A commit is one
-// request to the group's coordinator, sent only when an offset moved. What
-// it buys: a partition's next owner, after a crash or a rebalance, resumes
-// from the last commit, so what it applies again (as duplicates, which the
-// detector does not count twice) is the records in flight and at most about
-// this much of the stream before them, not a second of it; and
-// the end of a backlog is committed within this long of being processed,
-// which is where "fraudwatch bench" stops its throughput clock. Ten
-// alternated pairs of "fraudwatch bench --skip-baseline --latency-duration
-// 1s --latency-warmup 1s --query-duration 1s" (1M events in about 7 s): a
-// median of 145,377 events/s (mean 143,901) against 141,735 (mean 136,689)
-// with commits every second, whose runs all ended on a whole second (7 s:
-// 141,587-142,501; 8 s: 124,135-124,497).
-const DefaultCommitInterval = 100 * time.Millisecond
+// records it finished: sarama's default, a second. A commit is one request to
+// the group's coordinator, sent only when an offset moved. A shorter interval
+// means a partition's next owner, after a crash or a rebalance, applies less
+// of the stream again (as duplicates, which the detector does not count
+// twice), and a backlog's end is committed sooner (where "fraudwatch bench"
+// stops its throughput clock). Its price is in the alert tail: sarama sends a
+// commit on the connection the fetches of the coordinator's partitions use,
+// and holds that connection for a fetch's whole round trip, so each commit
+// waits for a fetch and the next fetch waits behind it. Every 100 ms against
+// every second, five alternated pairs of "fraudwatch bench --skip-baseline
+// --events 300000 --latency-rate 62000 --latency-duration 20s
+// --latency-warmup 2s --query-duration 1s": alert p99 56.3 / 40.8 / 43.8 /
+// 40.7 / 38.1 ms against 53.2 / 38.2 / 30.8 / 35.3 / 27.7, longer in every
+// pair. Ten pairs of "--latency-duration 1s --latency-warmup 1s
+// --query-duration 1s" (1M events in about 7 s) measured 145,377 events/s
+// against 141,735 in the median, the runs committing every second ending on
+// a whole second (7 s: 141,587-142,501; 8 s: 124,135-124,497).
+const DefaultCommitInterval = time.Second
 
 // GroupOptions are a processor's consumer group options: goka's consumer
 // group with g's settings, with ordered commits (Ordered: its group and its

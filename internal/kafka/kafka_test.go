@@ -178,7 +178,7 @@ func TestGroupFetchWait(t *testing.T) {
 	}
 }
 
-// Stream consumer groups commit every 100 ms unless set; sarama takes the
+// Stream consumer groups commit every second unless set; sarama takes the
 // interval as it is.
 func TestGroupCommitInterval(t *testing.T) {
 	o := Options{ClientID: "x"}
@@ -194,8 +194,8 @@ func TestGroupCommitInterval(t *testing.T) {
 			t.Errorf("interval %v: %v", tt.every, err)
 		}
 	}
-	if DefaultCommitInterval != 100*time.Millisecond {
-		t.Errorf("default commit interval %v, documented as 100ms", DefaultCommitInterval)
+	if DefaultCommitInterval != time.Second {
+		t.Errorf("default commit interval %v, documented as 1s", DefaultCommitInterval)
 	}
 }
 
