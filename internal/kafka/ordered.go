@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -70,13 +71,25 @@ type orderedHandler struct {
 // stopped the last generation's partitions, and their callbacks with them,
 // before this Setup.)
 func (h *orderedHandler) Setup(s sarama.ConsumerGroupSession) error {
-	os := &orderedSession{ConsumerGroupSession: s, parts: map[topicPartition]*pending{}}
+	os := &orderedSession{ConsumerGroupSession: s, parts: map[topicPartition]*pending{}, stop: make(chan struct{}), stopped: make(chan struct{})}
 	h.o.s.Store(os)
-	return h.inner.Setup(os)
+	t := time.NewTicker(quietTick)
+	go func() {
+		defer close(os.stopped)
+		defer t.Stop()
+		os.commitWhenQuiet(t.C)
+	}()
+	err := h.inner.Setup(os)
+	if err != nil { // sarama calls no Cleanup then
+		os.stopQuiet()
+	}
+	return err
 }
 
 func (h *orderedHandler) Cleanup(sarama.ConsumerGroupSession) error {
-	return h.inner.Cleanup(h.o.s.Load())
+	s := h.o.s.Load()
+	s.stopQuiet()
+	return h.inner.Cleanup(s)
 }
 
 func (h *orderedHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
@@ -92,6 +105,69 @@ type orderedSession struct {
 	sarama.ConsumerGroupSession
 	mu    sync.Mutex
 	parts map[topicPartition]*pending
+
+	marks         atomic.Uint64 // marks that moved a partition's committable offset
+	stop, stopped chan struct{} // commitWhenQuiet's
+	stopOnce      sync.Once
+}
+
+// quietTick is how often a session looks whether its marks stopped: once
+// none came for a whole tick, what they marked is committed at once, not at
+// the next commit interval (see commitWhenQuiet), but not within
+// quietMinGap of its last such commit.
+const (
+	quietTick   = 25 * time.Millisecond
+	quietMinGap = 200 * time.Millisecond
+)
+
+// commitWhenQuiet commits the session's marked offsets when a tick of tick
+// finds that no mark came since the tick before, and some came since its
+// last commit, until stop is closed. A processor under load marks records
+// all the time and commits at the commit interval only (each commit delays
+// a fetch: see DefaultCommitInterval); one that ran out of records commits
+// what it finished within one to two ticks: a partition's next owner then
+// applies nothing of it again, and the end of a backlog is committed
+// within about 50 ms (where "fraudwatch bench" stops its throughput clock).
+// A trickle of records, quiet between any two, commits at most every
+// quietMinGap.
+func (s *orderedSession) commitWhenQuiet(tick <-chan time.Time) {
+	var q quiet
+	for {
+		var now time.Time
+		select {
+		case <-s.stop:
+			return
+		case now = <-tick:
+		}
+		if q.tick(s.marks.Load(), now) {
+			s.ConsumerGroupSession.Commit()
+		}
+	}
+}
+
+// quiet is commitWhenQuiet's count of marks at its last tick and at its
+// last commit, and the time of that commit.
+type quiet struct {
+	seen, committed uint64
+	last            time.Time
+}
+
+// tick takes the count of marks n at a tick at now and reports whether to
+// commit: none came since the tick before, some since the last commit, and
+// that commit was quietMinGap ago or more.
+func (q *quiet) tick(n uint64, now time.Time) bool {
+	commit := n == q.seen && n != q.committed && now.Sub(q.last) >= quietMinGap
+	if commit {
+		q.committed, q.last = n, now
+	}
+	q.seen = n
+	return commit
+}
+
+// stopQuiet stops commitWhenQuiet and waits for it.
+func (s *orderedSession) stopQuiet() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.stopped
 }
 
 func (s *orderedSession) partition(topic string, partition int32) *pending {
@@ -110,6 +186,7 @@ func (s *orderedSession) partition(topic string, partition int32) *pending {
 func (s *orderedSession) MarkOffset(topic string, partition int32, offset int64, metadata string) {
 	if next, ok := s.partition(topic, partition).finished(offset - 1); ok {
 		s.ConsumerGroupSession.MarkOffset(topic, partition, next, metadata)
+		s.marks.Add(1)
 	}
 }
 

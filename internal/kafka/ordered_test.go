@@ -2,17 +2,23 @@ package kafka
 
 import (
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 )
 
-// markSession is a group session that records the offsets committed to it.
+// markSession is a group session that records the offsets marked in it and
+// counts its commits.
 type markSession struct {
 	sarama.ConsumerGroupSession
-	marks []int64
+	marks   []int64
+	commits atomic.Int32
 }
+
+func (s *markSession) Commit() { s.commits.Add(1) }
 
 func (s *markSession) MarkOffset(_ string, _ int32, offset int64, _ string) {
 	s.marks = append(s.marks, offset)
@@ -25,6 +31,7 @@ type sessionHandler struct {
 }
 
 func (h *sessionHandler) Setup(s sarama.ConsumerGroupSession) error { h.s = s; return nil }
+func (h *sessionHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 // gokaContext lets record embed goka.Context, whose method set has a Context.
 type gokaContext = goka.Context
@@ -73,6 +80,9 @@ func TestOrderedWrapRegistersDeliveries(t *testing.T) {
 
 	// The next generation registers in its own session; the last one's
 	// late marks still go to the last one.
+	if err := h.Cleanup(gen1); err != nil {
+		t.Fatal(err)
+	}
 	gen2 := &markSession{}
 	if err := h.Setup(gen2); err != nil {
 		t.Fatal(err)
@@ -84,6 +94,73 @@ func TestOrderedWrapRegistersDeliveries(t *testing.T) {
 	inner.s.MarkOffset("in", 2, 15, "")
 	if !slices.Equal(gen2.marks, []int64{15}) || len(gen1.marks) != 3 {
 		t.Fatalf("commits: generation 1 %v, generation 2 %v; want [6 12 14] and [15]", gen1.marks, gen2.marks)
+	}
+	if err := h.Cleanup(gen2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A session commits what it marked once a tick finds no mark since the tick
+// before; while marks keep coming it leaves the commits to the interval, and
+// a trickle commits at most every quietMinGap.
+func TestQuietCommits(t *testing.T) {
+	var q quiet
+	n, now := uint64(0), time.Unix(1000, 0)
+	for i, tt := range []struct {
+		marks  uint64 // since the tick before
+		commit bool
+	}{
+		{0, false},                                                                                     // nothing marked: nothing to commit
+		{1, false},                                                                                     // marked since the last tick: busy
+		{0, true},                                                                                      // quiet for a tick: commit
+		{0, false},                                                                                     // nothing new since that commit
+		{1, false}, {1, false}, {1, false}, {1, false}, {1, false}, {1, false}, {1, false}, {1, false}, // marks between every tick
+		{0, true},
+		{0, false},
+		{1, false},                                     // a mark 50 ms after that commit (ticks are quietTick, 25 ms, apart)
+		{0, false},                                     // quiet, but within quietMinGap of the last commit: 75 ms
+		{0, false}, {0, false}, {0, false}, {0, false}, // 100-175 ms
+		{0, true}, // quietMinGap after it
+	} {
+		n += tt.marks
+		if got := q.tick(n, now); got != tt.commit {
+			t.Fatalf("tick %d (%d new marks): commit %v, want %v", i, tt.marks, got, tt.commit)
+		}
+		now = now.Add(quietTick)
+	}
+}
+
+// A session started by the handler commits a finished record on its own
+// once its marks stop, and its Cleanup stops that.
+func TestOrderedSessionCommitsWhenQuiet(t *testing.T) {
+	o := new(Ordered)
+	inner := &sessionHandler{}
+	h := &orderedHandler{inner: inner, o: o}
+	fake := &markSession{}
+	if err := h.Setup(fake); err != nil {
+		t.Fatal(err)
+	}
+	o.Wrap(record{topic: "in", offset: 7})
+	inner.s.MarkOffset("in", 0, 8, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for fake.commits.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no commit within 10 s of the last mark")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := h.Cleanup(fake); err != nil {
+		t.Fatal(err)
+	}
+	n := fake.commits.Load()
+	inner.s.MarkOffset("in", 0, 8, "") // after Cleanup: nothing left to commit it
+	select {
+	case <-o.s.Load().stopped:
+	default:
+		t.Fatal("Cleanup returned with the quiet committer running")
+	}
+	if got := fake.commits.Load(); got != n || !slices.Equal(fake.marks, []int64{8}) {
+		t.Fatalf("after Cleanup: %d commits (was %d), marks %v", got, n, fake.marks)
 	}
 }
 
