@@ -1234,7 +1234,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 	res.Machine.LoadAvgStart, res.Machine.LoadAvgEnd = r.load, loadAvg()
 	res.Notes = []string{
 		"processors and view services run as child processes; CPU and peak RSS are theirs alone (/proc). The broker, producers and measuring clients share the same cores.",
-		"throughput: from the processor's start (all events already produced) until its group committed every input and loop offset (commits are every second).",
+		"throughput: from the processor's start (all events already produced) until its group committed every input and loop offset (fraudwatch commits as soon as its records stop, the baseline every second).",
 		"rss_bytes_per_million_users: the processor's peak RSS after the throughput run, scaled linearly from the users it held to 1M (fixed costs are scaled too, so small runs overstate it).",
 	}
 	if res.ReadySeconds1MUsersEstimated {
