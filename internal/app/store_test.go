@@ -28,7 +28,7 @@ func openStore(t *testing.T, dir string, cacheBytes int) *store {
 // openReplaying opens a store whose cache may hold replayBytes until MarkRecovered.
 func openReplaying(t *testing.T, dir string, cacheBytes, replayBytes int) *store {
 	t.Helper()
-	st, err := levelDB(dir, cacheBytes, replayBytes, 0, slog.New(slog.DiscardHandler))("table", 0)
+	st, err := levelDB(dir, cacheBytes, replayBytes, 0, nil, slog.New(slog.DiscardHandler))("table", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,6 +352,9 @@ func TestStoreReplayOverwritesInPlace(t *testing.T) {
 		}
 	}
 	g := closeIntoGoka(t, s, dir)
+	// goleveldb reads an empty value back from its tables as nil, so goka
+	// (and store, reopened) find d absent. A state is never empty.
+	delete(want, "d")
 	for _, k := range []string{"a", "b", "c", "d"} {
 		v, err := g.Get(k)
 		w, ok := want[k]
@@ -450,7 +453,7 @@ func TestStoreKeepsLargeValues(t *testing.T) {
 	for _, keeps := range []bool{true, false} {
 		t.Run(fmt.Sprintf("keeps=%v", keeps), func(t *testing.T) {
 			dir := t.TempDir()
-			b := levelDB(dir, 1<<20, 0, 0, slog.New(slog.DiscardHandler))
+			b := levelDB(dir, 1<<20, 0, 0, nil, slog.New(slog.DiscardHandler))
 			if keeps {
 				b = keepLargeValues(b)
 			}
