@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -109,6 +110,15 @@ func TestProcessAndServeMetrics(t *testing.T) {
 		}
 		if v := m["fraudwatch_restore_eta_seconds"]; v != 0 {
 			return fmt.Errorf("process: eta %v", v)
+		}
+		// Every user's first event reads nothing; the state cache answers the rest.
+		for _, k := range []string{`fraudwatch_state_reads_total{result="absent"}`, `fraudwatch_state_reads_total{result="cached"}`, "fraudwatch_state_cache_bytes"} {
+			if v := m[k]; v <= 0 {
+				return fmt.Errorf("process: %s = %v", k, v)
+			}
+		}
+		if _, ok := m[`fraudwatch_leveldb_compactions_total{kind="memtable"}`]; !ok {
+			return errors.New("process: no fraudwatch_leveldb_compactions_total")
 		}
 		return nil
 	})

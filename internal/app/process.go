@@ -302,12 +302,17 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	if err != nil {
 		return err
 	}
+	var stats *storeStats
+	if reg != nil {
+		stats = newStoreStats()
+		reg.MustRegister(stats)
+	}
 	log := p.env.Log
 	newProc := func() (*goka.Processor, error) {
 		return d.NewProcessor(p.cfg.Brokers, append(opts.GroupOptions(kafka.Group{FetchWait: p.cfg.FetchWait, CommitInterval: p.cfg.CommitInterval, InstanceID: p.cfg.GroupInstanceID}),
 			goka.WithClientID(p.cfg.ClientID),
 			goka.WithStorageBuilder(replayed(ctx, keepLargeValues(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, DefaultStateCacheMB, n),
-				stateCacheBytes(p.cfg.RestoreCacheMB, DefaultRestoreCacheMB, n), mibOr(p.cfg.WriteBufferMB, DefaultWriteBufferMB), log)),
+				stateCacheBytes(p.cfg.RestoreCacheMB, DefaultRestoreCacheMB, n), mibOr(p.cfg.WriteBufferMB, DefaultWriteBufferMB), stats, log)),
 				opts.ReadPartition, &p.replays, log)),
 			goka.WithProducerBuilder(opts.StreamProducerBuilder(cmp.Or(p.cfg.ProduceLinger, kafka.DefaultProduceLinger), string(topics.DetectorTable()))),
 			goka.WithConsumerSaramaBuilder(opts.ConsumerBuilder()),

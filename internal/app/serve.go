@@ -86,9 +86,15 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 		return err
 	}
 	replays := new(telemetry.Replays)
+	reg := env.registerer()
 	sb := storage.MemoryBuilder()
 	if !c.Memory {
-		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, DefaultServeStateCacheMB, n), 0, mibOr(c.WriteBufferMB, DefaultServeWriteBufferMB), env.Log),
+		var stats *storeStats
+		if reg != nil {
+			stats = newStoreStats()
+			reg.MustRegister(stats)
+		}
+		sb = replayed(ctx, levelDB(filepath.Join(c.DataDir, "view"), stateCacheBytes(c.StateCacheMB, DefaultServeStateCacheMB, n), 0, mibOr(c.WriteBufferMB, DefaultServeWriteBufferMB), stats, env.Log),
 			opts.ReadPartition, replays, env.Log)
 	}
 	// Queries read the storage goka's view keeps, through local (see
@@ -113,7 +119,6 @@ func Serve(ctx context.Context, c ServeConfig, env Env) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	alerts := views.NewAlertLog(10000, 50)
-	reg := env.registerer()
 	svc := views.New(views.Config{Rules: c.Rules, Partitions: n}, views.Deps{Table: local, Alerts: alerts,
 		Replays: replays, Ends: tableEnds(adm), Metrics: views.NewMetrics(reg), Log: env.Log, Now: env.now()})
 

@@ -111,7 +111,7 @@ func benchReplay(b *testing.B, users, records, restoreMB int) {
 		b.StopTimer()
 		dir := b.TempDir()
 		b.StartTimer()
-		st, err := levelDB(dir, cache, replay, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
+		st, err := levelDB(dir, cache, replay, 0, nil, slog.New(slog.DiscardHandler))("bench-table", 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -186,7 +186,7 @@ func BenchmarkStoreGetSet(b *testing.B) {
 // past its recovery, closed when b ends.
 func openRecovered(b *testing.B, cacheBytes int) gokastorage.Storage {
 	b.Helper()
-	st, err := levelDB(b.TempDir(), cacheBytes, 0, 0, slog.New(slog.DiscardHandler))("bench-table", 0)
+	st, err := levelDB(b.TempDir(), cacheBytes, 0, 0, nil, slog.New(slog.DiscardHandler))("bench-table", 0)
 	if err != nil {
 		b.Fatal(err)
 	}

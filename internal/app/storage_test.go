@@ -22,7 +22,7 @@ func TestCorruptLevelDBIsRebuilt(t *testing.T) {
 	dir := t.TempDir()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	b := levelDB(dir, 1<<20, 0, 0, log)
+	b := levelDB(dir, 1<<20, 0, 0, nil, log)
 	st, err := b("table", 3)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestCorruptLevelDBIsRebuilt(t *testing.T) {
 
 func TestLockedLevelDBIsNotDeleted(t *testing.T) {
 	dir := t.TempDir()
-	b := levelDB(dir, 1<<20, 0, 0, slog.New(slog.DiscardHandler))
+	b := levelDB(dir, 1<<20, 0, 0, nil, slog.New(slog.DiscardHandler))
 	st, err := b("table", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestDamagedFilesAreRebuilt(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			b := levelDB(dir, 1<<20, 0, 0, slog.New(slog.NewTextHandler(&logs, nil)))
+			b := levelDB(dir, 1<<20, 0, 0, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 			files, _ := filepath.Glob(filepath.Join(dir, "table.0", tc.glob))
 			if len(files) == 0 {
 				t.Fatalf("no %s file to damage", tc.glob)
@@ -156,7 +156,7 @@ func flipMiddle(path string) error {
 func TestWriteBufferSize(t *testing.T) {
 	tables := func(writeBuffer int) int {
 		dir := t.TempDir()
-		st, err := levelDB(dir, 1<<20, 0, writeBuffer, slog.New(slog.DiscardHandler))("table", 0)
+		st, err := levelDB(dir, 1<<20, 0, writeBuffer, nil, slog.New(slog.DiscardHandler))("table", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,7 +263,7 @@ func TestReplayedStore(t *testing.T) {
 	}
 	dir := t.TempDir()
 	f := &fakeChangelog{n: 5000}
-	b := replayed(context.Background(), levelDB(dir, 4<<10, 0, 0, log), f.read, nil, log) // small cache: write-backs during the replay
+	b := replayed(context.Background(), levelDB(dir, 4<<10, 0, 0, nil, log), f.read, nil, log) // small cache: write-backs during the replay
 	st, err := b("table", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +287,7 @@ func TestReplayedStore(t *testing.T) {
 
 	t.Run("fails part way", func(t *testing.T) {
 		f := &fakeChangelog{n: 5000, failAt: 2000}
-		st, err := replayed(context.Background(), levelDB(t.TempDir(), 4<<10, 0, 0, log), f.read, nil, log)("table", 0)
+		st, err := replayed(context.Background(), levelDB(t.TempDir(), 4<<10, 0, 0, nil, log), f.read, nil, log)("table", 0)
 		if err != nil {
 			t.Fatalf("a failed read is not fatal (goka reads the rest): %v", err)
 		}
@@ -297,7 +297,7 @@ func TestReplayedStore(t *testing.T) {
 	t.Run("cancelled", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := replayed(ctx, levelDB(t.TempDir(), 4<<10, 0, 0, log), (&fakeChangelog{n: 10}).read, nil, log)("table", 0); err == nil {
+		if _, err := replayed(ctx, levelDB(t.TempDir(), 4<<10, 0, 0, nil, log), (&fakeChangelog{n: 10}).read, nil, log)("table", 0); err == nil {
 			t.Fatal("no error after the processor's context ended")
 		}
 	})

@@ -147,6 +147,9 @@ type store struct {
 
 	stop    chan struct{}
 	stopped chan struct{}
+
+	reads storeReads
+	stats *storeStats // nil: not counted
 }
 
 func newStore(db *leveldb.DB, cacheBytes, replayBytes int) *store {
@@ -261,6 +264,7 @@ func (s *store) Close() error {
 	if opened {
 		<-s.stopped
 	}
+	s.stats.close(s, s.counts())
 	return errors.Join(err, s.db.Close())
 }
 
@@ -279,17 +283,20 @@ func (s *store) Get(key string) ([]byte, error) {
 		s.last = i
 		v := s.mem.lend(i) // never written again: it may be read after the lock is released
 		s.mu.Unlock()
+		s.reads.cached.Add(1)
 		return v, nil
 	}
 	gen := s.gen
 	s.mu.Unlock()
 	v, err := s.db.Get([]byte(key), nil)
 	if errors.Is(err, leveldb.ErrNotFound) {
+		s.reads.absent.Add(1)
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("app: reading %q from local state: %w", key, err)
 	}
+	s.reads.stored.Add(1)
 	s.mu.Lock()
 	if s.gen == gen { // no write since the read: v is still the newest value
 		s.putLocked(key, v, false, false) // a copy: v is the caller's
