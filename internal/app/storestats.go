@@ -122,16 +122,25 @@ func (t *storeStats) total() storeCounts {
 	return c
 }
 
+// The names of the local state's metrics (see storeStats).
+const (
+	MetricStateReads        = "fraudwatch_state_reads_total"
+	MetricStateCacheBytes   = "fraudwatch_state_cache_bytes"
+	MetricCompactions       = "fraudwatch_leveldb_compactions_total"
+	MetricCompactionSeconds = "fraudwatch_leveldb_compaction_seconds_total"
+	MetricWriteDelaySeconds = "fraudwatch_leveldb_write_delay_seconds_total"
+)
+
 var (
-	stateReadsDesc = prometheus.NewDesc("fraudwatch_state_reads_total",
+	stateReadsDesc = prometheus.NewDesc(MetricStateReads,
 		"State reads by where they were answered: the state cache (cached), LevelDB (stored), neither (absent: a new user).", []string{"result"}, nil)
-	stateCacheBytesDesc = prometheus.NewDesc("fraudwatch_state_cache_bytes",
+	stateCacheBytesDesc = prometheus.NewDesc(MetricStateCacheBytes,
 		"Bytes the state caches hold, as --state-cache-mb counts them.", nil, nil)
-	compactionsDesc = prometheus.NewDesc("fraudwatch_leveldb_compactions_total",
+	compactionsDesc = prometheus.NewDesc(MetricCompactions,
 		"LevelDB compactions by what started them: memtable (a full memtable written out), level0 (too many level-0 tables), level (a deeper level too large), seek (a table read past too often).", []string{"kind"}, nil)
-	compactionSecondsDesc = prometheus.NewDesc("fraudwatch_leveldb_compaction_seconds_total",
+	compactionSecondsDesc = prometheus.NewDesc(MetricCompactionSeconds,
 		"Seconds LevelDB spent compacting, all kinds.", nil, nil)
-	writeDelayDesc = prometheus.NewDesc("fraudwatch_leveldb_write_delay_seconds_total",
+	writeDelayDesc = prometheus.NewDesc(MetricWriteDelaySeconds,
 		"Seconds LevelDB held writes back because compaction fell behind.", nil, nil)
 )
 

@@ -254,6 +254,7 @@ type figures struct {
 	peakRSS                     int64
 	latency                     Percentiles
 	stages                      map[string]Percentiles // fraudwatch's processor stages over the latency run
+	state                       stateCounters          // fraudwatch's processor's local state over the latency run
 	latencyCPU                  float64                // CPU-µs per event of the timed latency run
 	restoreSeconds, restoreRPS  float64
 	restoreRecords              int64
@@ -726,7 +727,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	var perr atomic.Value
 	// The stage histograms as the timed run starts (read aside, so the
 	// rate is kept); the run's figures are the difference to the end.
-	var before map[string]histogram
+	var before processorMetrics
 	var beforeErr error
 	scraped := make(chan struct{})
 	if !stages {
@@ -740,7 +741,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 			if stages {
 				go func() {
 					defer close(scraped)
-					before, beforeErr = scrapeStages(ctx, cc.HTTPAddr)
+					before, beforeErr = scrapeProcessor(ctx, cc.HTTPAddr)
 				}()
 			}
 		}
@@ -790,11 +791,14 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	}
 	f.latencyCPU = float64((c.usage().CPU - cpu0).Microseconds()) / float64(max(n-warm, 1))
 	if stages {
-		after, err := scrapeStages(ctx, cc.HTTPAddr)
+		after, err := scrapeProcessor(ctx, cc.HTTPAddr)
 		if err = errors.Join(beforeErr, err); err != nil {
 			return err
 		}
-		f.stages = stageLatencies(before, after)
+		f.stages = stageLatencies(before.stages, after.stages)
+		f.state = after.state.sub(before.state)
+		r.progress("%s local state: %.1f%% of state reads from LevelDB, %.0f compactions (%.2f s)", s.name,
+			100*f.state.storedShare(), f.state.compactions, f.state.compactionSeconds)
 		for _, st := range []string{detector.StageInput, detector.StageLoop, detector.StageAlertAck} {
 			p := f.stages[st]
 			r.progress("%s stage %s: p50 %.1f ms, p99 %.1f ms over %d", s.name, st, p.P50, p.P99, p.Samples)
@@ -1215,6 +1219,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		ThroughputSeconds: fw.tpSeconds, BaselineThroughputSec: bl.tpSeconds,
 		AlertLatencyMS: fw.latency, BaselineAlertLatencyMS: bl.latency, StageLatencyMS: fw.stages,
 		LatencyCPUMicrosPerEvent: fw.latencyCPU, BaselineLatencyCPUMicros: bl.latencyCPU,
+		LatencyStoredReadShare: fw.state.storedShare(), LatencyCompactions: fw.state.compactions, LatencyCompactionSeconds: fw.state.compactionSeconds,
 		RestoreSeconds: fw.restoreSeconds, RestoreRecords: fw.restoreRecords, RestoreRPS: fw.restoreRPS,
 		BaselineRestoreSeconds: bl.restoreSeconds, BaselineRestoreRecords: bl.restoreRecords, BaselineRestoreRPS: bl.restoreRPS,
 		RestorePeakRSSBytes: fw.restorePeakRSS, BaselineRestorePeakRSSBytes: bl.restorePeakRSS,

@@ -148,6 +148,13 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("stage_latency_ms.%s = %v, want samples > 0 and 0 < p50 <= p99", st, p)
 		}
 	}
+	// The processor's local state over the latency run: 300 users fit its
+	// cache, so LevelDB answers few reads, if any.
+	for k, max := range map[string]float64{"latency_state_stored_read_share": 1, "latency_leveldb_compactions": 1e6, "latency_leveldb_compaction_seconds": 60} {
+		if v, ok := doc[k].(float64); !ok || v < 0 || v > max {
+			t.Errorf("%s = %v, want a number in [0, %v]", k, doc[k], max)
+		}
+	}
 	if c, _ := doc["config"].(map[string]any); c["latency_warmup_seconds"] != 0.5 || c["producer_linger_ms"] != 5.0 {
 		t.Errorf("config = %v, want latency_warmup_seconds 0.5 and producer_linger_ms 5", c)
 	}

@@ -39,6 +39,15 @@ type Result struct {
 	// CPUMicrosPerEvent off a backlog.
 	LatencyCPUMicrosPerEvent float64 `json:"latency_cpu_us_per_event"`
 	BaselineLatencyCPUMicros float64 `json:"baseline_latency_cpu_us_per_event"`
+	// LatencyStoredReadShare is the share of fraudwatch's state reads over
+	// the timed latency run that LevelDB answered (the user was not in the
+	// state cache); LatencyCompactions and LatencyCompactionSeconds are
+	// LevelDB's compactions over it and the time they took. From the
+	// processor's metrics (fraudwatch_state_reads_total,
+	// fraudwatch_leveldb_compactions_total and _compaction_seconds_total).
+	LatencyStoredReadShare   float64 `json:"latency_state_stored_read_share"`
+	LatencyCompactions       float64 `json:"latency_leveldb_compactions"`
+	LatencyCompactionSeconds float64 `json:"latency_leveldb_compaction_seconds"`
 
 	RestoreSeconds         float64 `json:"restore_seconds"`
 	RestoreRecords         int64   `json:"restore_records"`
@@ -287,6 +296,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 			}
 			row("stage "+st+" p50 / p99", v, "-", "", "ms, inside the processor")
 		}
+	}
+	if r.StageLatencyMS != nil { // read from the processor's metrics with the stages
+		row("state reads from LevelDB", fmt.Sprintf("%.1f%%", 100*r.LatencyStoredReadShare), "-", "", "of the processor's state reads, over the latency run")
+		row("LevelDB compactions", fmt.Sprintf("%.0f / %.2f s", r.LatencyCompactions, r.LatencyCompactionSeconds), "-", "", "count / time, over the latency run")
 	}
 	row("restore rate", f0(r.RestoreRPS), f0(r.BaselineRestoreRPS), "restore_rps", "records/s")
 	row("restore time", f2(r.RestoreSeconds), f2(r.BaselineRestoreSeconds), "restore_seconds",

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/fraudwatch/fraudwatch/internal/app"
 	"github.com/fraudwatch/fraudwatch/processors/detector"
 )
 
@@ -22,33 +23,93 @@ type histogram struct {
 	total  uint64
 }
 
-// scrapeStages reads the processor's detector.StageLatency histograms from
-// its /metrics at addr, by stage.
-func scrapeStages(ctx context.Context, addr string) (map[string]histogram, error) {
+// processorMetrics is what the bench reads from fraudwatch's processor's
+// /metrics around its latency run.
+type processorMetrics struct {
+	stages map[string]histogram // detector.StageLatency by stage
+	state  stateCounters
+}
+
+// stateCounters are the processor's local state counters (see app's
+// storeStats); zero where the exposition has none.
+type stateCounters struct {
+	cached, stored, absent float64 // state reads by where they were answered
+	compactions            float64 // LevelDB compactions, all kinds
+	compactionSeconds      float64
+}
+
+// sub is c minus an earlier scrape b.
+func (c stateCounters) sub(b stateCounters) stateCounters {
+	return stateCounters{cached: c.cached - b.cached, stored: c.stored - b.stored, absent: c.absent - b.absent,
+		compactions: c.compactions - b.compactions, compactionSeconds: c.compactionSeconds - b.compactionSeconds}
+}
+
+// storedShare is the share of state reads LevelDB answered (0 if none).
+func (c stateCounters) storedShare() float64 {
+	if n := c.cached + c.stored + c.absent; n > 0 {
+		return c.stored / n
+	}
+	return 0
+}
+
+// scrapeProcessor reads the processor's /metrics at addr.
+func scrapeProcessor(ctx context.Context, addr string) (processorMetrics, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
-		return nil, err
+		return processorMetrics{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("bench: reading the processor's metrics: %w", err)
+		return processorMetrics{}, fmt.Errorf("bench: reading the processor's metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("bench: reading the processor's metrics: %s", resp.Status)
+		return processorMetrics{}, fmt.Errorf("bench: reading the processor's metrics: %s", resp.Status)
 	}
-	return parseStages(resp.Body)
+	return parseProcessor(resp.Body)
 }
 
-// parseStages reads the detector.StageLatency histograms of a Prometheus
-// text exposition.
-func parseStages(r io.Reader) (map[string]histogram, error) {
+// parseProcessor reads the detector.StageLatency histograms and the local
+// state counters of a Prometheus text exposition; the histograms must be
+// there.
+func parseProcessor(r io.Reader) (processorMetrics, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(r)
 	if err != nil {
-		return nil, fmt.Errorf("bench: parsing the processor's metrics: %w", err)
+		return processorMetrics{}, fmt.Errorf("bench: parsing the processor's metrics: %w", err)
 	}
+	stages, err := stageHistograms(mfs)
+	if err != nil {
+		return processorMetrics{}, err
+	}
+	var st stateCounters
+	for _, m := range mfs[app.MetricStateReads].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() != "result" {
+				continue
+			}
+			switch v := m.GetCounter().GetValue(); l.GetValue() {
+			case "cached":
+				st.cached = v
+			case "stored":
+				st.stored = v
+			case "absent":
+				st.absent = v
+			}
+		}
+	}
+	for _, m := range mfs[app.MetricCompactions].GetMetric() {
+		st.compactions += m.GetCounter().GetValue()
+	}
+	for _, m := range mfs[app.MetricCompactionSeconds].GetMetric() {
+		st.compactionSeconds += m.GetCounter().GetValue()
+	}
+	return processorMetrics{stages: stages, state: st}, nil
+}
+
+// stageHistograms are the detector.StageLatency histograms of mfs, by stage.
+func stageHistograms(mfs map[string]*dto.MetricFamily) (map[string]histogram, error) {
 	mf, ok := mfs[detector.StageLatency]
 	if !ok || mf.GetType() != dto.MetricType_HISTOGRAM {
 		return nil, fmt.Errorf("bench: the processor's metrics have no histogram %s", detector.StageLatency)

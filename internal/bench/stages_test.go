@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fraudwatch/fraudwatch/internal/app"
 	"github.com/fraudwatch/fraudwatch/processors/detector"
 )
 
@@ -27,7 +29,7 @@ func TestStageLatencies(t *testing.T) {
 	for range 100 {
 		h.WithLabelValues("input").Observe(0.0075) // before the run: not counted
 	}
-	before, err := scrapeStages(context.Background(), addr)
+	before, err := scrapeProcessor(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,11 +44,11 @@ func TestStageLatencies(t *testing.T) {
 		h.WithLabelValues("input").Observe(v)
 	}
 	h.WithLabelValues("loop").Observe(0.0005)
-	after, err := scrapeStages(context.Background(), addr)
+	after, err := scrapeProcessor(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := stageLatencies(before, after)
+	got := stageLatencies(before.stages, after.stages)
 	in := got["input"]
 	if in.Samples != 100 || math.Abs(in.P50-2) > 1e-9 || math.Abs(in.P99-4) > 1e-9 || in.P999 != 8 {
 		t.Errorf("input %+v, want 100 samples, p50 2 ms, p99 4 ms, p999 8 ms (the last bound)", in)
@@ -54,7 +56,54 @@ func TestStageLatencies(t *testing.T) {
 	if lp := got["loop"]; lp.Samples != 1 || math.Abs(lp.P50-0.5) > 1e-9 {
 		t.Errorf("loop %+v, want 1 sample, p50 0.5 ms (half-way into the first bucket)", lp)
 	}
-	if _, err := parseStages(strings.NewReader("other_metric 1\n")); err == nil {
+	if _, err := parseProcessor(strings.NewReader("other_metric 1\n")); err == nil {
 		t.Error("an exposition without the stage histogram parsed")
+	}
+}
+
+// TestStateCounters: the local state counters are read by their names in
+// app, summed over compaction kinds, and differenced between two scrapes.
+func TestStateCounters(t *testing.T) {
+	exposition := func(cached, stored, absent, memtable, level0, seconds float64) string {
+		return fmt.Sprintf(`# TYPE %[1]s histogram
+%[1]s_bucket{stage="input",le="+Inf"} 0
+%[1]s_sum{stage="input"} 0
+%[1]s_count{stage="input"} 0
+# TYPE %[2]s counter
+%[2]s{result="cached"} %[5]v
+%[2]s{result="stored"} %[6]v
+%[2]s{result="absent"} %[7]v
+# TYPE %[3]s counter
+%[3]s{kind="memtable"} %[8]v
+%[3]s{kind="level0"} %[9]v
+# TYPE %[4]s counter
+%[4]s %[10]v
+`, detector.StageLatency, app.MetricStateReads, app.MetricCompactions, app.MetricCompactionSeconds,
+			cached, stored, absent, memtable, level0, seconds)
+	}
+	before, err := parseProcessor(strings.NewReader(exposition(100, 10, 5, 2, 1, 0.5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parseProcessor(strings.NewReader(exposition(850, 160, 5, 4, 2, 0.75)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := after.state.sub(before.state)
+	want := stateCounters{cached: 750, stored: 150, absent: 0, compactions: 3, compactionSeconds: 0.25}
+	if d != want {
+		t.Errorf("difference %+v, want %+v", d, want)
+	}
+	if s := d.storedShare(); math.Abs(s-1.0/6) > 1e-9 {
+		t.Errorf("stored share %v, want 1/6", s)
+	}
+	if s := (stateCounters{}).storedShare(); s != 0 {
+		t.Errorf("stored share of no reads %v, want 0", s)
+	}
+	// A processor without local state (no counters) reads as zeros.
+	stagesOnly := fmt.Sprintf("# TYPE %[1]s histogram\n%[1]s_bucket{stage=\"input\",le=\"+Inf\"} 0\n%[1]s_sum{stage=\"input\"} 0\n%[1]s_count{stage=\"input\"} 0\n", detector.StageLatency)
+	none, err := parseProcessor(strings.NewReader(stagesOnly))
+	if err != nil || none.state != (stateCounters{}) {
+		t.Errorf("without the counters: %+v, %v", none.state, err)
 	}
 }
