@@ -74,6 +74,7 @@ const (
 	entLent  // the value's bytes were returned by lend: they are never written again
 	entKept  // the value is kept as given, in kept, not in the chunks
 	entDirty // store: the value is yet to be written back
+	entRef   // store: read or written since its eviction last went past it
 )
 
 const (

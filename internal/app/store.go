@@ -281,6 +281,7 @@ func (s *store) Get(key string) ([]byte, error) {
 	}
 	if i := s.findLocked(key); i >= 0 {
 		s.last = i
+		s.mem.ent(i).flags |= entRef
 		v := s.mem.lend(i) // never written again: it may be read after the lock is released
 		s.mu.Unlock()
 		s.reads.cached.Add(1)
@@ -414,6 +415,7 @@ func (s *store) putLocked(key string, val []byte, dirty, keep bool) int32 {
 		if !keep {
 			s.mem.set(i, val)
 		}
+		s.mem.ent(i).flags |= entRef // used again (a new entry is not: see evictLocked)
 	}
 	if keep {
 		s.mem.keep(i, val)
@@ -536,14 +538,30 @@ func (s *store) flushLocked(n int) error {
 
 // evictLocked drops clean entries until the cache holds at most limit
 // bytes, going round the entries in the order of their places, from where
-// the last eviction stopped.
+// the last eviction stopped, and passing over once an entry read or written
+// since the last round (a clock: its mark is cleared, so it goes next time
+// unless it is used again). A new entry starts unmarked, so a user seen
+// once goes at the first round that finds it, before any user seen again.
+//
+// Users are not alike: a processor's regular users come back every few
+// seconds, while one-off users (a burst of a fresh user, a user gone quiet)
+// are never read again. Without the second chance the round dropped both
+// alike once the cache was full, and the regular users' next reads went to
+// LevelDB: in a 20 s latency run of "fraudwatch bench" at 62,000 events/s
+// (100k regular users and fresh burst users), the cache filled 7 s in and
+// the share of state reads LevelDB answered rose from 0 to 10% by the end
+// (fraudwatch_state_reads_total, sampled every 250 ms).
 func (s *store) evictLocked(limit int) {
 	m := &s.mem
-	for n := m.slots; n > 0 && s.memBytes > limit; n-- {
+	for n := 2 * m.slots; n > 0 && s.memBytes > limit; n-- {
 		i := m.hand
 		m.hand = (m.hand + 1) % m.slots
 		e := m.ent(i)
 		if e.flags&entUsed == 0 || e.flags&entDirty != 0 {
+			continue
+		}
+		if e.flags&entRef != 0 {
+			e.flags &^= entRef
 			continue
 		}
 		s.memBytes -= entryBytes(e)

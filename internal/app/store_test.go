@@ -632,7 +632,7 @@ func TestStoreSetAfterEvictedGet(t *testing.T) {
 	}
 	for i := 0; ; i++ {
 		// Other users' writes, then usr_a's Get, then a write-back: the cache
-		// evicts clean entries at random.
+		// evicts clean entries in the order of their places.
 		for j := range 100 {
 			if err := s.Set(fmt.Sprintf("usr_%d_%d", i, j), val); err != nil {
 				t.Fatal(err)
@@ -641,6 +641,11 @@ func TestStoreSetAfterEvictedGet(t *testing.T) {
 		if v, err := s.Get("usr_a"); err != nil || !bytes.Equal(v, val) {
 			t.Fatalf("Get = %q, %v", v, err)
 		}
+		// The Get marked usr_a as used; an eviction round since would have
+		// taken the mark (see evictLocked).
+		s.mu.Lock()
+		s.mem.ent(s.mem.find("usr_a")).flags &^= entRef
+		s.mu.Unlock()
 		if err := s.flush(); err != nil {
 			t.Fatal(err)
 		}
@@ -1157,5 +1162,50 @@ func TestStoreWritesBackTheReplayAtOnce(t *testing.T) {
 	}
 	if n := s.dueCountLocked(0); n != 0 {
 		t.Fatalf("100 entries within the hold: a write-back takes %d, want 0", n)
+	}
+}
+
+// TestStoreEvictsUnusedFirst: once the cache is full, users read again
+// between evictions stay cached, and users never read again (one-off users)
+// make room: the regular users' reads never go to LevelDB.
+func TestStoreEvictsUnusedFirst(t *testing.T) {
+	const hot, perEntry = 20, 8 + 20 + entryOverhead // "usr_hNN"-sized keys, 20-byte values
+	s := openLive(t, t.TempDir(), 3*hot*perEntry)
+	defer s.Close()
+	val := []byte("01234567890123456789")
+	for i := range hot {
+		if err := s.Set(fmt.Sprintf("usr_h%02d", i), val); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 * hot { // twenty caches' worth of one-off users
+		if err := s.Set(fmt.Sprintf("usr_c%03d", i), val); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 != 4 {
+			continue
+		}
+		for j := range hot {
+			if v, err := s.Get(fmt.Sprintf("usr_h%02d", j)); err != nil || !bytes.Equal(v, val) {
+				t.Fatalf("usr_h%02d = %q, %v", j, v, err)
+			}
+		}
+		if err := s.flush(); err != nil { // a write-back, and an eviction
+			t.Fatal(err)
+		}
+	}
+	if n := s.reads.stored.Load(); n != 0 {
+		t.Errorf("%d reads of regular users went to LevelDB; want 0", n)
+	}
+	s.mu.Lock()
+	all := cached(s)
+	s.mu.Unlock()
+	for j := range hot {
+		if _, ok := all[fmt.Sprintf("usr_h%02d", j)]; !ok {
+			t.Errorf("usr_h%02d was evicted", j)
+		}
+	}
+	if len(all) >= hot+20*hot/2 {
+		t.Errorf("%d entries cached: the one-off users were not evicted", len(all))
 	}
 }
