@@ -2,6 +2,7 @@ package codecs
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -350,4 +351,37 @@ func FuzzParseTxnFastPath(f *testing.F) {
 			t.Fatalf("input %q:\nfast %+v, %v\nslow %+v, %v", b, fast, ferr, slow, serr)
 		}
 	})
+}
+
+// TestTxnMarshalPlain: ids of printable ASCII are written as they are, the
+// same bytes strconv.AppendQuote gives them, and every other string or
+// amount takes the checked path: the output is JSON or an error, never
+// invalid JSON.
+func TestTxnMarshalPlain(t *testing.T) {
+	at := time.Date(2025, 1, 2, 3, 4, 5, 600, time.UTC)
+	plain := Txn{TransactionID: "txn_7_12", UserID: "usr_000042", Amount: 12.5, Currency: "USD", Merchant: "Mercado Libre (AR) #1~", Country: "US", Timestamp: at}
+	b, err := plain.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"transaction_id":"txn_7_12","user_id":"usr_000042","amount":12.5,"currency":"USD","merchant":"Mercado Libre (AR) #1~","country":"US","timestamp":"2025-01-02T03:04:05.0000006Z"}`
+	if string(b) != want {
+		t.Errorf("got  %s\nwant %s", b, want)
+	}
+	for _, s := range []string{"a\"b", `a\b`, "a\x7f", "a\x1fb", "é", "\xff"} {
+		if jsonPlain(s) {
+			t.Errorf("jsonPlain(%q) = true", s)
+		}
+		odd := plain
+		odd.Merchant = s
+		b, err := odd.MarshalJSON()
+		if err != nil || !json.Valid(b) {
+			t.Errorf("merchant %q: %s, %v", s, b, err)
+		}
+	}
+	nan := plain
+	nan.Amount = math.NaN()
+	if b, err := nan.MarshalJSON(); err == nil {
+		t.Errorf("a NaN amount marshalled to %s", b)
+	}
 }

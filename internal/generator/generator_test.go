@@ -1,6 +1,7 @@
 package generator
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -36,5 +37,22 @@ func TestDeterministicValidAndBursty(t *testing.T) {
 	}
 	if bursty == 0 {
 		t.Fatalf("no burst user got a burst: %v", perUser)
+	}
+}
+
+// TestIDs: the ids are the fmt forms they always were.
+func TestIDs(t *testing.T) {
+	for _, i := range []int{0, 7, 42, 999_999, 1_000_000, 12_345_678} {
+		if got, want := UserID(i), fmt.Sprintf("usr_%06d", i); got != want {
+			t.Errorf("UserID(%d) = %q, want %q", i, got, want)
+		}
+		if got, want := BurstUserID(i), fmt.Sprintf("usr_burst_%04d", i); got != want {
+			t.Errorf("BurstUserID(%d) = %q, want %q", i, got, want)
+		}
+	}
+	for _, c := range []struct{ seed, n uint64 }{{0, 0}, {1, 1}, {0x5eed, 123456789}, {^uint64(0), ^uint64(0)}} {
+		if got, want := transactionID(c.seed, c.n), fmt.Sprintf("txn_%x_%d", c.seed, c.n); got != want {
+			t.Errorf("transactionID(%d, %d) = %q, want %q", c.seed, c.n, got, want)
+		}
 	}
 }
