@@ -19,6 +19,19 @@ func BenchmarkParseTxn(b *testing.B) {
 	}
 }
 
+// BenchmarkTxnMarshalJSON writes a generator-shaped transaction, as
+// "fraudwatch bench" and "produce" do for every event.
+func BenchmarkTxnMarshalJSON(b *testing.B) {
+	t := Txn{TransactionID: "txn_1_123456", UserID: "usr_004217", Amount: 1234.56, Currency: "BRL", Merchant: "MercadoLibre", Country: "BR",
+		Timestamp: time.Date(2025, 6, 15, 14, 30, 0, 123000000, time.UTC)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := t.MarshalJSON(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkStateEncode(b *testing.B) {
 	st := sampleState()
 	buf := make([]byte, 0, 256)
