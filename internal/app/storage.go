@@ -51,11 +51,11 @@ import (
 // at 66,000 events/s of "fraudwatch bench" (LevelDB's LOG files) the four
 // partitions compacted 10 times with seek compactions (8 of them on fewer
 // than four level-0 tables, which only a seek starts) and 4 times without.
-// Four alternated pairs of
-// "fraudwatch bench --skip-baseline --events 300000 --latency-rate 45000
-// --latency-duration 20s --latency-warmup 2s --query-duration 1s": alert
-// p99 30.1 / 37.4 / 43.5 / 32.5 ms against 32.2 / 663.6 / 55.3 / 41.0,
-// 17.78-20.20 CPU-µs per event against 18.26-23.03, lower in every pair.
+// Four alternated pairs of "fraudwatch bench --skip-baseline --events
+// 300000 --latency-rate 45000 --latency-duration 20s --latency-warmup 2s
+// --query-duration 1s": alert p99 30.1 / 37.4 / 43.5 / 32.5 ms against
+// 32.2 / 663.6 / 55.3 / 41.0, 17.78-20.20 CPU-µs per event against
+// 18.26-23.03, lower in every pair.
 // (The option needs goleveldb newer than v1.0.0; that version also reads an
 // empty value back from a table as nil, which no state is.)
 var levelDBOptions = opt.Options{
