@@ -107,16 +107,17 @@ func (t *storeStats) close(s *store, final storeCounts) {
 	t.mu.Unlock()
 }
 
-// total sums the counts of every store, open or closed.
+// total sums the counts of every store, open or closed. t.mu is held
+// throughout: a store in live has its LevelDB open (Close takes the final
+// counts and retires it before closing LevelDB, and holds no lock of the
+// store while it waits for t.mu), so a store closing meanwhile is counted
+// whole, as open or as retired, and no counter reads lower than at the
+// scrape before.
 func (t *storeStats) total() storeCounts {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	c := t.retired
-	live := make([]*store, 0, len(t.live))
 	for s := range t.live {
-		live = append(live, s)
-	}
-	t.mu.Unlock()
-	for _, s := range live {
 		c.add(s.counts())
 	}
 	return c
