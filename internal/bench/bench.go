@@ -255,6 +255,7 @@ type figures struct {
 	latency                     Percentiles
 	stages                      map[string]Percentiles // fraudwatch's processor stages over the latency run
 	state                       stateCounters          // fraudwatch's processor's local state over the latency run
+	gc                          gcCounters             // fraudwatch's processor's collections over the latency run
 	latencyCPU                  float64                // CPU-µs per event of the timed latency run
 	restoreSeconds, restoreRPS  float64
 	restoreRecords              int64
@@ -797,8 +798,9 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 		}
 		f.stages = stageLatencies(before.stages, after.stages)
 		f.state = after.state.sub(before.state)
-		r.progress("%s local state: %.1f%% of state reads from LevelDB, %.0f compactions (%.2f s)", s.name,
-			100*f.state.storedShare(), f.state.compactions, f.state.compactionSeconds)
+		f.gc = after.gc.sub(before.gc)
+		r.progress("%s local state: %.1f%% of state reads from LevelDB, %.0f compactions (%.2f s); %.0f collections (%.1f ms stopped)", s.name,
+			100*f.state.storedShare(), f.state.compactions, f.state.compactionSeconds, f.gc.cycles, 1000*f.gc.pauseSeconds)
 		for _, st := range []string{detector.StageInput, detector.StageLoop, detector.StageAlertAck} {
 			p := f.stages[st]
 			r.progress("%s stage %s: p50 %.1f ms, p99 %.1f ms over %d", s.name, st, p.P50, p.P99, p.Samples)
@@ -1220,6 +1222,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		AlertLatencyMS: fw.latency, BaselineAlertLatencyMS: bl.latency, StageLatencyMS: fw.stages,
 		LatencyCPUMicrosPerEvent: fw.latencyCPU, BaselineLatencyCPUMicros: bl.latencyCPU,
 		LatencyStoredReadShare: fw.state.storedShare(), LatencyCompactions: fw.state.compactions, LatencyCompactionSeconds: fw.state.compactionSeconds,
+		LatencyGCCycles: fw.gc.cycles, LatencyGCPauseMS: 1000 * fw.gc.pauseSeconds,
 		RestoreSeconds: fw.restoreSeconds, RestoreRecords: fw.restoreRecords, RestoreRPS: fw.restoreRPS,
 		BaselineRestoreSeconds: bl.restoreSeconds, BaselineRestoreRecords: bl.restoreRecords, BaselineRestoreRPS: bl.restoreRPS,
 		RestorePeakRSSBytes: fw.restorePeakRSS, BaselineRestorePeakRSSBytes: bl.restorePeakRSS,

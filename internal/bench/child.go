@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fraudwatch/fraudwatch/codecs"
@@ -101,7 +102,10 @@ func RunChild(ctx context.Context, c ChildConfig, stdout io.Writer, log *slog.Lo
 	case RoleProcess:
 		env := app.Env{Log: log}
 		if c.HTTPAddr != "" {
+			// go_* too, as "fraudwatch process" serves them: collections and
+			// heap beside the processor's own metrics when sampling a run.
 			env.Registry = prometheus.NewRegistry()
+			env.Registry.MustRegister(collectors.NewGoCollector())
 		}
 		p, err := app.NewProcessor(app.ProcessConfig{Brokers: c.Brokers, DataDir: c.DataDir, ClientID: "fraudwatch-bench",
 			Rules: rules.Default(), MaxBytes: codecs.DefaultMaxBytes, MaxSkew: 5 * time.Minute, HTTPAddr: c.HTTPAddr,

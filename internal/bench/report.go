@@ -48,6 +48,11 @@ type Result struct {
 	LatencyStoredReadShare   float64 `json:"latency_state_stored_read_share"`
 	LatencyCompactions       float64 `json:"latency_leveldb_compactions"`
 	LatencyCompactionSeconds float64 `json:"latency_leveldb_compaction_seconds"`
+	// LatencyGCCycles and LatencyGCPauseMS are the processor's garbage
+	// collections over the timed latency run and their stop-the-world
+	// pauses in total (go_gc_duration_seconds).
+	LatencyGCCycles  float64 `json:"latency_gc_cycles"`
+	LatencyGCPauseMS float64 `json:"latency_gc_pause_ms"`
 
 	RestoreSeconds         float64 `json:"restore_seconds"`
 	RestoreRecords         int64   `json:"restore_records"`
@@ -300,6 +305,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.StageLatencyMS != nil { // read from the processor's metrics with the stages
 		row("state reads from LevelDB", fmt.Sprintf("%.1f%%", 100*r.LatencyStoredReadShare), "-", "", "of the processor's state reads, over the latency run")
 		row("LevelDB compactions", fmt.Sprintf("%.0f / %.2f s", r.LatencyCompactions, r.LatencyCompactionSeconds), "-", "", "count / time, over the latency run")
+		row("processor collections", fmt.Sprintf("%.0f / %.1f ms", r.LatencyGCCycles, r.LatencyGCPauseMS), "-", "", "count / stop-the-world pauses, over the latency run")
 	}
 	row("restore rate", f0(r.RestoreRPS), f0(r.BaselineRestoreRPS), "restore_rps", "records/s")
 	row("restore time", f2(r.RestoreSeconds), f2(r.BaselineRestoreSeconds), "restore_seconds",

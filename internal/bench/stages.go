@@ -28,7 +28,22 @@ type histogram struct {
 type processorMetrics struct {
 	stages map[string]histogram // detector.StageLatency by stage
 	state  stateCounters
+	gc     gcCounters
 }
+
+// gcCounters are the processor's garbage collections, from the Go runtime's
+// go_gc_duration_seconds: how many, and their stop-the-world pauses.
+type gcCounters struct {
+	cycles, pauseSeconds float64
+}
+
+// sub is c minus an earlier scrape b.
+func (c gcCounters) sub(b gcCounters) gcCounters {
+	return gcCounters{cycles: c.cycles - b.cycles, pauseSeconds: c.pauseSeconds - b.pauseSeconds}
+}
+
+// metricGCDuration is the Go runtime collector's summary of collections.
+const metricGCDuration = "go_gc_duration_seconds"
 
 // stateCounters are the processor's local state counters (see app's
 // storeStats); zero where the exposition has none.
@@ -70,9 +85,9 @@ func scrapeProcessor(ctx context.Context, addr string) (processorMetrics, error)
 	return parseProcessor(resp.Body)
 }
 
-// parseProcessor reads the detector.StageLatency histograms and the local
-// state counters of a Prometheus text exposition; the histograms must be
-// there.
+// parseProcessor reads the detector.StageLatency histograms, the local state
+// counters and the collections of a Prometheus text exposition; the
+// histograms and the collections must be there.
 func parseProcessor(r io.Reader) (processorMetrics, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(r)
@@ -105,7 +120,15 @@ func parseProcessor(r io.Reader) (processorMetrics, error) {
 	for _, m := range mfs[app.MetricCompactionSeconds].GetMetric() {
 		st.compactionSeconds += m.GetCounter().GetValue()
 	}
-	return processorMetrics{stages: stages, state: st}, nil
+	if len(mfs[metricGCDuration].GetMetric()) == 0 {
+		return processorMetrics{}, fmt.Errorf("bench: the processor's metrics have no %s", metricGCDuration)
+	}
+	var gc gcCounters
+	for _, m := range mfs[metricGCDuration].GetMetric() {
+		gc.cycles += float64(m.GetSummary().GetSampleCount())
+		gc.pauseSeconds += m.GetSummary().GetSampleSum()
+	}
+	return processorMetrics{stages: stages, state: st, gc: gc}, nil
 }
 
 // stageHistograms are the detector.StageLatency histograms of mfs, by stage.

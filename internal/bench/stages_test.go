@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fraudwatch/fraudwatch/internal/app"
@@ -17,11 +19,12 @@ import (
 
 // TestStageLatencies: the stage histograms are read from a real /metrics
 // exposition, and the percentiles between two scrapes count only what was
-// observed between them, interpolated within the bucket.
+// observed between them, interpolated within the bucket; so are the
+// collections, from the Go runtime's collector.
 func TestStageLatencies(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: detector.StageLatency, Buckets: []float64{0.001, 0.002, 0.004, 0.008}}, []string{"stage"})
-	reg.MustRegister(h)
+	reg.MustRegister(h, collectors.NewGoCollector())
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
@@ -44,9 +47,14 @@ func TestStageLatencies(t *testing.T) {
 		h.WithLabelValues("input").Observe(v)
 	}
 	h.WithLabelValues("loop").Observe(0.0005)
+	runtime.GC()
+	runtime.GC()
 	after, err := scrapeProcessor(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if gc := after.gc.sub(before.gc); gc.cycles < 2 || gc.pauseSeconds <= 0 {
+		t.Errorf("collections between the scrapes %+v, want at least the 2 forced, with pauses", gc)
 	}
 	got := stageLatencies(before.stages, after.stages)
 	in := got["input"]
@@ -61,8 +69,14 @@ func TestStageLatencies(t *testing.T) {
 	}
 }
 
+// gcSummary is the go_gc_duration_seconds summary of an exposition.
+func gcSummary(count int, sum float64) string {
+	return fmt.Sprintf("# TYPE %[1]s summary\n%[1]s{quantile=\"0.5\"} 0\n%[1]s_sum %[3]v\n%[1]s_count %[2]d\n", metricGCDuration, count, sum)
+}
+
 // TestStateCounters: the local state counters are read by their names in
-// app, summed over compaction kinds, and differenced between two scrapes.
+// app, summed over compaction kinds, and differenced between two scrapes;
+// the collections too, which must be there.
 func TestStateCounters(t *testing.T) {
 	exposition := func(cached, stored, absent, memtable, level0, seconds float64) string {
 		return fmt.Sprintf(`# TYPE %[1]s histogram
@@ -81,11 +95,11 @@ func TestStateCounters(t *testing.T) {
 `, detector.StageLatency, app.MetricStateReads, app.MetricCompactions, app.MetricCompactionSeconds,
 			cached, stored, absent, memtable, level0, seconds)
 	}
-	before, err := parseProcessor(strings.NewReader(exposition(100, 10, 5, 2, 1, 0.5)))
+	before, err := parseProcessor(strings.NewReader(exposition(100, 10, 5, 2, 1, 0.5) + gcSummary(7, 0.002)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := parseProcessor(strings.NewReader(exposition(850, 160, 5, 4, 2, 0.75)))
+	after, err := parseProcessor(strings.NewReader(exposition(850, 160, 5, 4, 2, 0.75) + gcSummary(12, 0.0035)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +107,12 @@ func TestStateCounters(t *testing.T) {
 	want := stateCounters{cached: 750, stored: 150, absent: 0, compactions: 3, compactionSeconds: 0.25}
 	if d != want {
 		t.Errorf("difference %+v, want %+v", d, want)
+	}
+	if gc := after.gc.sub(before.gc); gc.cycles != 5 || math.Abs(gc.pauseSeconds-0.0015) > 1e-12 {
+		t.Errorf("collections %+v, want 5 taking 1.5 ms", gc)
+	}
+	if _, err := parseProcessor(strings.NewReader(exposition(1, 0, 0, 0, 0, 0))); err == nil {
+		t.Error("an exposition without the collections parsed")
 	}
 	if s := d.storedShare(); math.Abs(s-1.0/6) > 1e-9 {
 		t.Errorf("stored share %v, want 1/6", s)
@@ -102,7 +122,7 @@ func TestStateCounters(t *testing.T) {
 	}
 	// A processor without local state (no counters) reads as zeros.
 	stagesOnly := fmt.Sprintf("# TYPE %[1]s histogram\n%[1]s_bucket{stage=\"input\",le=\"+Inf\"} 0\n%[1]s_sum{stage=\"input\"} 0\n%[1]s_count{stage=\"input\"} 0\n", detector.StageLatency)
-	none, err := parseProcessor(strings.NewReader(stagesOnly))
+	none, err := parseProcessor(strings.NewReader(stagesOnly + gcSummary(0, 0)))
 	if err != nil || none.state != (stateCounters{}) {
 		t.Errorf("without the counters: %+v, %v", none.state, err)
 	}
