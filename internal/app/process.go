@@ -311,7 +311,7 @@ func (p *Processor) Run(ctx context.Context, onReady func()) error {
 	newProc := func() (*goka.Processor, error) {
 		return d.NewProcessor(p.cfg.Brokers, append(opts.GroupOptions(kafka.Group{FetchWait: p.cfg.FetchWait, CommitInterval: p.cfg.CommitInterval, InstanceID: p.cfg.GroupInstanceID}),
 			goka.WithClientID(p.cfg.ClientID),
-			goka.WithStorageBuilder(replayed(ctx, keepLargeValues(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, DefaultStateCacheMB, n),
+			goka.WithStorageBuilder(replayed(ctx, processorTable(levelDB(filepath.Join(p.cfg.DataDir, "detector"), stateCacheBytes(p.cfg.StateCacheMB, DefaultStateCacheMB, n),
 				stateCacheBytes(p.cfg.RestoreCacheMB, DefaultRestoreCacheMB, n), mibOr(p.cfg.WriteBufferMB, DefaultWriteBufferMB), stats, log)),
 				opts.ReadPartition, &p.replays, log)),
 			goka.WithProducerBuilder(opts.StreamProducerBuilder(cmp.Or(p.cfg.ProduceLinger, kafka.DefaultProduceLinger), string(topics.DetectorTable()))),

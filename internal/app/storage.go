@@ -129,20 +129,29 @@ func staggeredWriteBuffer(writeBuffer int, partition int32) int {
 	return writeBuffer / 16 * (13 + 2*int(partition%4))
 }
 
-// keepLargeValues makes every store b builds keep the large values (of
-// keptValueBytes or more) Set gives it once the partition is recovered,
-// instead of copies. It is for a processor's group table, where after
-// recovery Set is called only by goka's SetValue, with a value the codec has
-// just encoded (codecs.StateCache allocates one for each) that goka hands to
-// the changelog's producer too, which only reads it; and the store never
-// writes into a value it keeps. The next Get of the key lends that same
-// slice, and codecs.StateCache finds the decoded state it keeps for it
-// instead of decoding a burst user's large state again. Smaller values are
-// copied into the cache's chunks, where the garbage collector does not visit
-// them one by one (see cache). Before recovery, and in a view's store, Set is
-// given records of a fetched changelog batch: kept as they are, they would
-// hold on to the whole batch.
-func keepLargeValues(b storage.Builder) storage.Builder {
+// processorTable makes every store b builds one of a processor's group
+// table, whose Get and Set goka calls on the partition's one goroutine, from
+// the processor's callbacks only: Get for ctx.Value, whose codec decodes the
+// value at once, and Set for ctx.SetValue, with a value the codec has just
+// encoded (codecs.StateCache allocates one for each) that goka hands to the
+// changelog's producer too, which only reads it. Such a store
+//
+//   - keeps the large values (of keptValueBytes or more) Set gives it once
+//     the partition is recovered, instead of copies; it never writes into a
+//     value it keeps. The next Get of the key lends that same slice, and
+//     codecs.StateCache finds the decoded state it keeps for it instead of
+//     decoding a burst user's large state again. Smaller values are copied
+//     into the cache's chunks, where the garbage collector does not visit
+//     them one by one (see cache). Before recovery, and in a view's store,
+//     Set is given records of a fetched changelog batch: kept as they are,
+//     they would hold on to the whole batch.
+//   - hands out its cached bytes without lending them (see store.inPlace):
+//     the value is decoded before the partition's next write, so the Set of
+//     the user's next state rewrites them in place if it fits, where a lent
+//     value's next state took new bytes and left the old ones garbage for the
+//     cache to compact. A view's store is read by its queries while it is
+//     written, and lends.
+func processorTable(b storage.Builder) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		st, err := b(topic, partition)
 		if err != nil {
@@ -151,6 +160,7 @@ func keepLargeValues(b storage.Builder) storage.Builder {
 		s := st.(*store)
 		s.mu.Lock()
 		s.keepLarge = true
+		s.inPlace = true
 		s.mu.Unlock()
 		return s, nil
 	}

@@ -138,12 +138,17 @@ type store struct {
 	replaying bool // before MarkRecovered: write back only when the cache is full
 	recovered bool // MarkRecovered asks the background writer for all that is dirty
 	// keepLarge: once recovered, Set keeps a value of keptValueBytes or
-	// more as it is given instead of a copy (see keepLargeValues).
+	// more as it is given instead of a copy (see processorTable).
 	keepLarge bool
-	writing   bool       // a batch is being written, outside mu
-	written   *sync.Cond // on mu: signalled when a batch write ends
-	kick      chan struct{}
-	batch     *leveldb.Batch // reused by every write-back (one is written at a time)
+	// inPlace: Get returns a cached value without lending it, so it is
+	// valid only until the store's next write, which may rewrite its bytes.
+	// For a store whose reads and writes come from one goroutine that
+	// decodes what it reads before it writes (see processorTable).
+	inPlace bool
+	writing bool       // a batch is being written, outside mu
+	written *sync.Cond // on mu: signalled when a batch write ends
+	kick    chan struct{}
+	batch   *leveldb.Batch // reused by every write-back (one is written at a time)
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -282,7 +287,12 @@ func (s *store) Get(key string) ([]byte, error) {
 	if i := s.findLocked(key); i >= 0 {
 		s.last = i
 		s.mem.ent(i).flags |= entRef
-		v := s.mem.lend(i) // never written again: it may be read after the lock is released
+		var v []byte
+		if s.inPlace {
+			v = s.mem.value(i) // read before the next write
+		} else {
+			v = s.mem.lend(i) // never written again: it may be read after the lock is released
+		}
 		s.mu.Unlock()
 		s.reads.cached.Add(1)
 		return v, nil
@@ -307,7 +317,7 @@ func (s *store) Get(key string) ([]byte, error) {
 }
 
 // Set caches a copy of value; a processor's store once recovered caches
-// a large value itself (see keepLargeValues).
+// a large value itself (see processorTable).
 func (s *store) Set(key string, value []byte) error {
 	if value == nil {
 		value = []byte{} // a nil value reads as absent
@@ -320,7 +330,7 @@ func (s *store) Delete(key string) error {
 }
 
 // keptValueBytes is the size from which a processor's store keeps the values
-// Set gives it (see keepLargeValues).
+// Set gives it (see processorTable).
 const keptValueBytes = 512
 
 // write caches val (nil: a deletion) under key, dirty: a copy of it, unless

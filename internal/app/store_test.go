@@ -443,7 +443,7 @@ func TestStoreLentValuesStay(t *testing.T) {
 	}
 }
 
-// TestStoreKeepsLargeValues: a processor's store (keepLargeValues) keeps a
+// TestStoreKeepsLargeValues: a processor's store (processorTable) keeps a
 // large value Set gives it once recovered, and Get lends that same slice
 // (codecs.StateCache finds its decoded state by it); it copies small values,
 // and every value before recovery. A view's store copies every value. A kept
@@ -455,7 +455,7 @@ func TestStoreKeepsLargeValues(t *testing.T) {
 			dir := t.TempDir()
 			b := levelDB(dir, 1<<20, 0, 0, nil, slog.New(slog.DiscardHandler))
 			if keeps {
-				b = keepLargeValues(b)
+				b = processorTable(b)
 			}
 			st, err := b("table", 0)
 			if err != nil {
@@ -507,6 +507,81 @@ func TestStoreKeepsLargeValues(t *testing.T) {
 			for k, want := range map[string]string{"k": "next", "s": "small", "r": string(large('r'))} {
 				if v, err := g.Get(k); err != nil || string(v) != want {
 					t.Errorf("LevelDB %s = %.20q, %v; want %.20q", k, v, err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestProcessorTableRewritesInPlace: a processor's store (processorTable)
+// returns its cached bytes without lending them, so the next state of the
+// key is written over them: a user's Get and Set over and over leave the
+// cache no garbage. A lending store (a view's) takes new bytes for every Set
+// and never writes the old ones again. What Get returned reads right until
+// the next write, and every value reaches LevelDB.
+func TestProcessorTableRewritesInPlace(t *testing.T) {
+	for _, processor := range []bool{true, false} {
+		t.Run(fmt.Sprintf("processor=%v", processor), func(t *testing.T) {
+			dir := t.TempDir()
+			b := levelDB(dir, 1<<20, 0, 0, nil, slog.New(slog.DiscardHandler))
+			if processor {
+				b = processorTable(b)
+			}
+			st, err := b("table", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := st.(*store)
+			if err := s.Open(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.MarkRecovered(); err != nil {
+				t.Fatal(err)
+			}
+			val := func(round, i int) []byte { return fmt.Appendf(nil, "state %04d of usr_%03d, padded to 40", round, i) }
+			for i := range 100 {
+				if err := s.Set(fmt.Sprintf("usr_%03d", i), val(0, i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.mu.Lock()
+			garbage0 := s.mem.garbage
+			s.mu.Unlock()
+			var first []byte // usr_000's value as Get returned it in round 1
+			for round := 1; round <= 200; round++ {
+				for i := range 100 {
+					k := fmt.Sprintf("usr_%03d", i)
+					v, err := s.Get(k)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(v, val(round-1, i)) {
+						t.Fatalf("round %d: Get(%s) = %q, want %q", round, k, v, val(round-1, i))
+					}
+					if round == 1 && i == 0 {
+						first = v
+					}
+					if err := s.Set(k, val(round, i)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			s.mu.Lock()
+			garbage := s.mem.garbage - garbage0
+			s.mu.Unlock()
+			// In place, the first value's bytes hold the last one; lent,
+			// they were never written again.
+			if want := val(map[bool]int{true: 200, false: 0}[processor], 0); !bytes.Equal(first, want) {
+				t.Errorf("the bytes Get returned first now read %q, want %q", first, want)
+			}
+			if processor && garbage != 0 {
+				t.Errorf("20,000 rewrites in place left %d bytes of garbage, want 0", garbage)
+			}
+			g := closeIntoGoka(t, s, dir)
+			for _, i := range []int{0, 42, 99} {
+				k := fmt.Sprintf("usr_%03d", i)
+				if v, err := g.Get(k); err != nil || !bytes.Equal(v, val(200, i)) {
+					t.Errorf("LevelDB %s = %q, %v; want %q", k, v, err, val(200, i))
 				}
 			}
 		})
