@@ -724,6 +724,9 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	gen := generator.New(generator.Config{Users: r.cfg.Users, BurstUsers: 1_000_000, Seed: r.cfg.Seed + uint64(len(s.name))*7919})
 	warm := int(rate * r.cfg.LatencyWarmup.Seconds())
 	n := warm + int(rate*r.cfg.LatencyDuration.Seconds())
+	resident := min(int64(n)*harnessBytesPerEvent, machine().MemoryBytes/4)
+	r.progress("%s alert latency: making %d MiB of the harness's memory resident", s.name, resident>>20)
+	defer quietGC(resident)()
 	begin := time.Now()
 	var perr atomic.Value
 	// The stage histograms as the timed run starts (read aside, so the
@@ -735,7 +738,6 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 		close(scraped)
 	}
 	var cpu0 time.Duration
-	defer quietGC()()
 	for i := 0; i < n; i++ {
 		if i == warm { // the timed run starts
 			cpu0 = c.usage().CPU
@@ -819,8 +821,9 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 }
 
 // quietGC stops the harness's own garbage collection until the returned
-// function is called, unless its heap grows by quietGCHeadroom: a timed run
-// measures the processor or view service, and the harness (the embedded
+// function is called, unless its heap grows by quietGCHeadroom beyond
+// resident bytes, which it first makes resident (see makeResident): a timed
+// run measures the processor or view service, and the harness (the embedded
 // broker, the producer, the alert reader, the query clients) is its
 // apparatus. The embedded broker holds every record of the run, hundreds of
 // MB of objects, and a runtime trace of a latency run at 62,000 events/s
@@ -828,11 +831,12 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 // cores for 140 ms: the broker answered nothing meanwhile, the processor sat
 // idle, and the alerts sent then took 200-256 ms. Both sides' timed runs are
 // treated alike.
-func quietGC() (restore func()) {
+func quietGC(resident int64) (restore func()) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	limit := debug.SetMemoryLimit(int64(m.HeapAlloc) + quietGCHeadroom)
+	limit := debug.SetMemoryLimit(int64(m.HeapAlloc) + resident + quietGCHeadroom)
 	percent := debug.SetGCPercent(-1)
+	makeResident(resident)
 	return func() {
 		debug.SetGCPercent(percent)
 		debug.SetMemoryLimit(limit)
@@ -840,9 +844,41 @@ func quietGC() (restore func()) {
 }
 
 // quietGCHeadroom is how much the harness's heap may grow in a timed run
-// before it collects anyway: a latency run at 62,000 events/s grows it by
-// about 50 MB a second.
+// beyond what was made resident before it collects anyway.
 const quietGCHeadroom = 4 << 30
+
+// harnessBytesPerEvent is what the harness's heap grows by per event of a
+// latency run without collections: the embedded broker copies each record
+// into its log and into every fetch of it, and a produce request's bytes
+// are garbage once stored (2.2 KB measured at 68,000 events/s, with room).
+const harnessBytesPerEvent = 3 << 10
+
+// makeResident makes n bytes of the harness's heap resident and free, for
+// the heap of a timed run without collections to grow into. Without it the
+// heap grew into memory the kernel had to fault in and zero a page at a time:
+// at 68,000 events/s about 30,000 page faults a second, which took a fifth
+// of a core of system time from the two the processor shares, through the
+// whole latency run. Made resident first (3,000 MB), the run took about 300
+// page faults a second until the heap outgrew it 18 s in, and then 20,000-30,000
+// again.
+func makeResident(n int64) {
+	if n <= 0 {
+		return
+	}
+	const chunk = 64 << 20
+	page := os.Getpagesize()
+	bufs := make([][]byte, 0, n/chunk+1)
+	for got := int64(0); got < n; got += chunk {
+		b := make([]byte, chunk)
+		for i := 0; i < len(b); i += page {
+			b[i] = 1 // faulted in now
+		}
+		bufs = append(bufs, b)
+	}
+	runtime.KeepAlive(bufs)
+	bufs = nil
+	runtime.GC() // free, and kept: no collection runs to give it back to the kernel
+}
 
 // writeTimeline writes latencies lat, each started at sent, to name in the
 // timeline dir (none: nothing), in the order they started.
@@ -1014,7 +1050,7 @@ func (r *run) query(ctx context.Context, s side, f *figures) error {
 		}
 	}
 	r.progress("%s queries: %d clients for %v, each sending its next request when the last is answered", s.name, r.cfg.Clients, r.cfg.QueryDuration)
-	defer quietGC()()
+	defer quietGC(0)()
 	all, _, took, err := r.ask(ctx, s, addr, 0)
 	if err != nil {
 		return err
