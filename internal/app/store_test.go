@@ -28,7 +28,24 @@ func openStore(t *testing.T, dir string, cacheBytes int) *store {
 // openReplaying opens a store whose cache may hold replayBytes until MarkRecovered.
 func openReplaying(t *testing.T, dir string, cacheBytes, replayBytes int) *store {
 	t.Helper()
-	st, err := levelDB(dir, cacheBytes, replayBytes, 0, nil, slog.New(slog.DiscardHandler))("table", 0)
+	return openBuilt(t, levelDB(dir, cacheBytes, replayBytes, 0, nil, slog.New(slog.DiscardHandler)))
+}
+
+// openTable opens partition 0 of a table in dir with a 1 MiB cache: a
+// processor's store (processorTable) or a view's.
+func openTable(t *testing.T, dir string, processor bool) *store {
+	t.Helper()
+	b := levelDB(dir, 1<<20, 0, 0, nil, slog.New(slog.DiscardHandler))
+	if processor {
+		b = processorTable(b)
+	}
+	return openBuilt(t, b)
+}
+
+// openBuilt opens partition 0 of "table" as b builds it.
+func openBuilt(t *testing.T, b gokastorage.Builder) *store {
+	t.Helper()
+	st, err := b("table", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,18 +470,7 @@ func TestStoreKeepsLargeValues(t *testing.T) {
 	for _, keeps := range []bool{true, false} {
 		t.Run(fmt.Sprintf("keeps=%v", keeps), func(t *testing.T) {
 			dir := t.TempDir()
-			b := levelDB(dir, 1<<20, 0, 0, nil, slog.New(slog.DiscardHandler))
-			if keeps {
-				b = processorTable(b)
-			}
-			st, err := b("table", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := st.(*store)
-			if err := s.Open(); err != nil {
-				t.Fatal(err)
-			}
+			s := openTable(t, dir, keeps)
 			large := func(c byte) []byte { return bytes.Repeat([]byte{c}, keptValueBytes) }
 			replayed := large('r')
 			if err := s.Set("r", replayed); err != nil {
@@ -523,18 +529,7 @@ func TestProcessorTableRewritesInPlace(t *testing.T) {
 	for _, processor := range []bool{true, false} {
 		t.Run(fmt.Sprintf("processor=%v", processor), func(t *testing.T) {
 			dir := t.TempDir()
-			b := levelDB(dir, 1<<20, 0, 0, nil, slog.New(slog.DiscardHandler))
-			if processor {
-				b = processorTable(b)
-			}
-			st, err := b("table", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := st.(*store)
-			if err := s.Open(); err != nil {
-				t.Fatal(err)
-			}
+			s := openTable(t, dir, processor)
 			if err := s.MarkRecovered(); err != nil {
 				t.Fatal(err)
 			}
