@@ -29,7 +29,7 @@ import (
 //
 // A value may also be kept as its caller gave it (keep), outside the
 // chunks: a processor's store keeps the large states goka encodes (see
-// store.keepLarge). There are few of them, and the state codec finds the
+// store.processor). There are few of them, and the state codec finds the
 // decoded form of such a slice by its address.
 //
 // cache is not safe for concurrent use: store calls it with its lock held.

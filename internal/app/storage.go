@@ -145,7 +145,7 @@ func staggeredWriteBuffer(writeBuffer int, partition int32) int {
 //     them one by one (see cache). Before recovery, and in a view's store,
 //     Set is given records of a fetched changelog batch: kept as they are,
 //     they would hold on to the whole batch.
-//   - hands out its cached bytes without lending them (see store.inPlace):
+//   - hands out its cached bytes without lending them (see store.processor):
 //     the value is decoded before the partition's next write, so the Set of
 //     the user's next state rewrites them in place if it fits, where a lent
 //     value's next state took new bytes and left the old ones garbage for the
@@ -159,8 +159,7 @@ func processorTable(b storage.Builder) storage.Builder {
 		}
 		s := st.(*store)
 		s.mu.Lock()
-		s.keepLarge = true
-		s.inPlace = true
+		s.processor = true
 		s.mu.Unlock()
 		return s, nil
 	}

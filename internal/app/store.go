@@ -137,18 +137,16 @@ type store struct {
 	opened    bool
 	replaying bool // before MarkRecovered: write back only when the cache is full
 	recovered bool // MarkRecovered asks the background writer for all that is dirty
-	// keepLarge: once recovered, Set keeps a value of keptValueBytes or
-	// more as it is given instead of a copy (see processorTable).
-	keepLarge bool
-	// inPlace: Get returns a cached value without lending it, so it is
-	// valid only until the store's next write, which may rewrite its bytes.
-	// For a store whose reads and writes come from one goroutine that
-	// decodes what it reads before it writes (see processorTable).
-	inPlace bool
-	writing bool       // a batch is being written, outside mu
-	written *sync.Cond // on mu: signalled when a batch write ends
-	kick    chan struct{}
-	batch   *leveldb.Batch // reused by every write-back (one is written at a time)
+	// processor: a processor's group table (see processorTable). Once
+	// recovered, Set keeps a value of keptValueBytes or more as it is given
+	// instead of a copy; Get returns a cached value without lending it, so
+	// it is valid only until the store's next write, which may rewrite its
+	// bytes.
+	processor bool
+	writing   bool       // a batch is being written, outside mu
+	written   *sync.Cond // on mu: signalled when a batch write ends
+	kick      chan struct{}
+	batch     *leveldb.Batch // reused by every write-back (one is written at a time)
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -288,7 +286,7 @@ func (s *store) Get(key string) ([]byte, error) {
 		s.last = i
 		s.mem.ent(i).flags |= entRef
 		var v []byte
-		if s.inPlace {
+		if s.processor {
 			v = s.mem.value(i) // read before the next write
 		} else {
 			v = s.mem.lend(i) // never written again: it may be read after the lock is released
@@ -342,7 +340,7 @@ func (s *store) write(key string, val []byte, fromSet bool) error {
 		return s.err
 	}
 	s.gen++
-	s.putLocked(key, val, true, fromSet && s.keepLarge && !s.replaying && len(val) >= keptValueBytes)
+	s.putLocked(key, val, true, fromSet && s.processor && !s.replaying && len(val) >= keptValueBytes)
 	switch must, due := s.dueLocked(); {
 	case must || (due && !s.opened):
 		return s.flushLocked(s.dueCountLocked(0))

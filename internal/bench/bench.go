@@ -875,8 +875,6 @@ func makeResident(n int64) {
 		}
 		bufs = append(bufs, b)
 	}
-	runtime.KeepAlive(bufs)
-	bufs = nil
 	runtime.GC() // free, and kept: no collection runs to give it back to the kernel
 }
 
