@@ -564,9 +564,11 @@ func TestProcessorTableRewritesInPlace(t *testing.T) {
 			s.mu.Lock()
 			garbage := s.mem.garbage - garbage0
 			s.mu.Unlock()
-			// In place, the first value's bytes hold the last one; lent,
-			// they were never written again.
-			if want := val(map[bool]int{true: 200, false: 0}[processor], 0); !bytes.Equal(first, want) {
+			last := 0 // lent: the first value's bytes were never written again
+			if processor {
+				last = 200 // in place: they hold the last value
+			}
+			if want := val(last, 0); !bytes.Equal(first, want) {
 				t.Errorf("the bytes Get returned first now read %q, want %q", first, want)
 			}
 			if processor && garbage != 0 {
