@@ -257,6 +257,7 @@ type figures struct {
 	state                       stateCounters          // fraudwatch's processor's local state over the latency run
 	gc                          gcCounters             // fraudwatch's processor's collections over the latency run
 	latencyCPU                  float64                // CPU-µs per event of the timed latency run
+	maxLag, endLag              int64                  // records not committed over the timed latency run: most sampled, and as its last event was sent
 	restoreSeconds, restoreRPS  float64
 	restoreRecords              int64
 	restorePeakRSS              int64         // of the restoring process, until ready
@@ -566,13 +567,15 @@ func (r *run) lag(ctx context.Context, s side) (input, loop int64, err error) {
 	return input, loop, nil
 }
 
-// caughtUp polls until s's group committed everything, while c lives.
 // child is the configuration of a child of role in dir.
 func (r *run) child(role Role, dir string) ChildConfig {
 	return ChildConfig{Role: role, Brokers: r.brokers, DataDir: dir, StateCacheMB: r.cfg.StateCacheMB, WriteBufferMB: r.cfg.WriteBufferMB,
 		FetchWait: r.cfg.FetchWait, GCPercent: r.cfg.ServeGCPercent, GCHeadroomMB: r.cfg.ServeGCHeadroomMB, ProcessGCHeadroomMB: r.cfg.GCHeadroomMB}
 }
 
+// caughtUp polls until s's group committed everything, while c lives,
+// saying every second how far it is (total: the records to commit, for a
+// rate; 0: the lags only).
 func (r *run) caughtUp(ctx context.Context, s side, c *child, what string, total int64) error {
 	start := time.Now()
 	var in, loop atomic.Int64
@@ -727,6 +730,18 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	resident := min(int64(n)*harnessBytesPerEvent, machine().MemoryBytes/4)
 	r.progress("%s alert latency: making %d MiB of the harness's memory resident", s.name, resident>>20)
 	defer quietGC(resident)()
+	var produced atomic.Int64
+	var lags lagSamples
+	stopTicker := sync.OnceFunc(r.ticker(func() string {
+		line := fmt.Sprintf("%s alert latency: %s/%s events sent", s.name, commas(produced.Load()), commas(int64(n)))
+		in, loop, err := r.lag(ctx, s)
+		if err != nil {
+			return line + ", lag unknown: " + err.Error()
+		}
+		lags.add(in, loop)
+		return line + fmt.Sprintf(", lag %s records (input %s, loop %s)", commas(in+loop), commas(in), commas(loop))
+	}))
+	defer stopTicker()
 	begin := time.Now()
 	var perr atomic.Value
 	// The stage histograms as the timed run starts (read aside, so the
@@ -741,6 +756,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	for i := 0; i < n; i++ {
 		if i == warm { // the timed run starts
 			cpu0 = c.usage().CPU
+			lags.start()
 			if stages {
 				go func() {
 					defer close(scraped)
@@ -770,16 +786,30 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 				perr.CompareAndSwap(nil, err)
 			}
 		})
+		produced.Add(1)
 	}
 	if err := r.cl.Flush(ctx); err != nil {
 		cancel()
 		<-consumed
 		return err
 	}
-	if err, _ := perr.Load().(error); err != nil {
+	stopTicker()
+	// How far behind the processor was as the last event went out: a run
+	// whose rate is more than the shared cores sustain live falls behind and
+	// stays behind, and its alert latency is then the backlog's age.
+	in, loop, err := r.lag(ctx, s)
+	if err != nil {
 		cancel()
 		<-consumed
-		return fmt.Errorf("bench: producing: %w", err)
+		return fmt.Errorf("bench: %w", err)
+	}
+	lags.add(in, loop)
+	f.endLag = in + loop
+	var topicLag int64
+	f.maxLag, topicLag = lags.most()
+	if behind := float64(topicLag) / rate; behind >= lagWarnSeconds {
+		r.progress("%s alert latency: the processor fell behind: %s records of one topic not committed, %.1f s of input at %s events/s (it commits every second at most)",
+			s.name, commas(topicLag), behind, commas(int64(rate)))
 	}
 	err = r.caughtUp(ctx, s, c, "draining the latency run", 0)
 	// every alert of the run is in the topic once the group caught up; read to its end.
@@ -819,6 +849,47 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 		f.latency.P50, f.latency.P99, f.latency.P999, f.latency.Samples, f.latencyCPU)
 	return nil
 }
+
+// lagSamples keeps the most records not committed over the timed part of a
+// latency run: of both topics together, and of either one.
+type lagSamples struct {
+	mu              sync.Mutex
+	timed           bool
+	total, oneTopic int64
+}
+
+// start starts the timed part: samples before it are not kept.
+func (l *lagSamples) start() {
+	l.mu.Lock()
+	l.timed = true
+	l.mu.Unlock()
+}
+
+// add keeps a sample of the input and loop topics' lags.
+func (l *lagSamples) add(input, loop int64) {
+	l.mu.Lock()
+	if l.timed {
+		l.total = max(l.total, input+loop)
+		l.oneTopic = max(l.oneTopic, input, loop)
+	}
+	l.mu.Unlock()
+}
+
+// most returns the most records not committed of both topics together and
+// of either one.
+func (l *lagSamples) most() (total, oneTopic int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total, l.oneTopic
+}
+
+// lagWarnSeconds is the lag of the input or the loop topic, in seconds of
+// input at the run's rate, from which the latency run says the processor fell
+// behind. The baseline commits every second, fraudwatch's processor every
+// second at most (a tenth of that while it keeps up: see
+// kafka.DefaultCommitInterval), so up to a second's records uncommitted on
+// each topic is a lag of commits, not of processing.
+const lagWarnSeconds = 1.5
 
 // quietGC stops the harness's own garbage collection until the returned
 // function is called, unless its heap grows by quietGCHeadroom beyond
@@ -1257,6 +1328,7 @@ func (r *run) result(figs []figures, brokerInfo string) *Result {
 		LatencyCPUMicrosPerEvent: fw.latencyCPU, BaselineLatencyCPUMicros: bl.latencyCPU,
 		LatencyStoredReadShare: fw.state.storedShare(), LatencyCompactions: fw.state.compactions, LatencyCompactionSeconds: fw.state.compactionSeconds,
 		LatencyGCCycles: fw.gc.cycles, LatencyGCPauseMS: 1000 * fw.gc.pauseSeconds,
+		LatencyMaxLagRecords: fw.maxLag, BaselineLatencyMaxLagRecords: bl.maxLag, LatencyEndLagRecords: fw.endLag, BaselineLatencyEndLagRecords: bl.endLag,
 		RestoreSeconds: fw.restoreSeconds, RestoreRecords: fw.restoreRecords, RestoreRPS: fw.restoreRPS,
 		BaselineRestoreSeconds: bl.restoreSeconds, BaselineRestoreRecords: bl.restoreRecords, BaselineRestoreRPS: bl.restoreRPS,
 		RestorePeakRSSBytes: fw.restorePeakRSS, BaselineRestorePeakRSSBytes: bl.restorePeakRSS,

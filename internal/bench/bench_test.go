@@ -11,7 +11,10 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,10 +56,21 @@ func spawner(c bench.ChildConfig) *exec.Cmd {
 	return cmd
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter logs the progress lines, and keeps them if lines is set.
+type testWriter struct {
+	t     *testing.T
+	mu    *sync.Mutex
+	lines *[]string
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+	line := strings.TrimRight(string(p), "\n")
+	w.t.Log(line)
+	if w.lines != nil {
+		w.mu.Lock()
+		*w.lines = append(*w.lines, line)
+		w.mu.Unlock()
+	}
 	return len(p), nil
 }
 
@@ -73,11 +87,21 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	profiles, timelines := t.TempDir(), filepath.Join(t.TempDir(), "timeline")
+	var progress []string
+	var mu sync.Mutex
 	res, err := bench.Run(ctx, bench.Config{Brokers: brokers, Events: 3000, Users: 300, Partitions: 2, Clients: 4, Repeat: 1,
 		LatencyDuration: time.Second, LatencyWarmup: 500 * time.Millisecond, QueryDuration: 500 * time.Millisecond, QueryRates: []float64{100, 300}, DataDir: t.TempDir(), Seed: 1,
-		ProducerLinger: bench.DefaultProducerLinger, ProfileDir: profiles, TimelineDir: timelines, Spawn: spawner, Progress: testWriter{t}})
+		ProducerLinger: bench.DefaultProducerLinger, ProfileDir: profiles, TimelineDir: timelines, Spawn: spawner, Progress: testWriter{t, &mu, &progress}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Each side's latency run (1.5 s) says every second how many events it
+	// sent and how far behind the processor is.
+	for _, side := range []string{"fraudwatch", "baseline"} {
+		re := regexp.MustCompile(`^bench: ` + side + ` alert latency: [0-9,]+/[0-9,]+ events sent, lag [0-9,]+ records \(input [0-9,]+, loop [0-9,]+\)$`)
+		if !slices.ContainsFunc(progress, re.MatchString) {
+			t.Errorf("no progress line of %s's latency run matches %v", side, re)
+		}
 	}
 	for name, p := range map[string]bench.Percentiles{"fraudwatch-alerts.csv": res.AlertLatencyMS, "baseline-alerts.csv": res.BaselineAlertLatencyMS,
 		"fraudwatch-queries.csv": res.QueryLatencyMS, "baseline-queries.csv": res.BaselineQueryLatencyMS} {
@@ -157,6 +181,16 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s = %v, want a number in [0, %v]", k, doc[k], max)
 		}
 	}
+	// The lag over the latency run: the last sample, taken as the last event
+	// was acked, finds records not yet committed (both sides commit every
+	// second under load), and the most sampled is at least the last.
+	for _, side := range []string{"", "baseline_"} {
+		most, ok1 := doc[side+"latency_max_lag_records"].(float64)
+		end, ok2 := doc[side+"latency_end_lag_records"].(float64)
+		if !ok1 || !ok2 || end <= 0 || most < end {
+			t.Errorf("%slatency_max_lag_records = %v, %slatency_end_lag_records = %v, want numbers with max >= end > 0", side, doc[side+"latency_max_lag_records"], side, doc[side+"latency_end_lag_records"])
+		}
+	}
 	if c, _ := doc["config"].(map[string]any); c["latency_warmup_seconds"] != 0.5 || c["producer_linger_ms"] != 5.0 {
 		t.Errorf("config = %v, want latency_warmup_seconds 0.5 and producer_linger_ms 5", c)
 	}
@@ -184,7 +218,7 @@ func TestSmoke(t *testing.T) {
 	if err := res.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "saturated query p50 / p99", "peak RSS per 1M users", "restore peak RSS", "stage loop p50 / p99", "CPU per event, live", "machine:"} {
+	for _, want := range []string{"throughput", "alert latency p99", "restore rate", "query latency p99", "saturated query p50 / p99", "peak RSS per 1M users", "restore peak RSS", "stage loop p50 / p99", "CPU per event, live", "lag max / at the end", "machine:"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

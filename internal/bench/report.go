@@ -53,6 +53,16 @@ type Result struct {
 	// pauses in total (go_gc_duration_seconds).
 	LatencyGCCycles  float64 `json:"latency_gc_cycles"`
 	LatencyGCPauseMS float64 `json:"latency_gc_pause_ms"`
+	// LatencyMaxLagRecords is the most records of the input and loop topics
+	// the processor's group had not committed, sampled every second over the
+	// timed latency run and as its last event was sent; LatencyEndLagRecords
+	// is that last sample. Both sides commit every second at most, so up to
+	// a second's input on each topic is a lag of commits; more says the
+	// processor fell behind the rate.
+	LatencyMaxLagRecords         int64 `json:"latency_max_lag_records"`
+	BaselineLatencyMaxLagRecords int64 `json:"baseline_latency_max_lag_records"`
+	LatencyEndLagRecords         int64 `json:"latency_end_lag_records"`
+	BaselineLatencyEndLagRecords int64 `json:"baseline_latency_end_lag_records"`
 
 	RestoreSeconds         float64 `json:"restore_seconds"`
 	RestoreRecords         int64   `json:"restore_records"`
@@ -293,6 +303,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("alert latency p99", f2(r.AlertLatencyMS.P99), f2(r.BaselineAlertLatencyMS.P99), "alert_latency_ms.p99", rate)
 	row("alert latency p999", f2(r.AlertLatencyMS.P999), f2(r.BaselineAlertLatencyMS.P999), "alert_latency_ms.p999", rate)
 	row("CPU per event, live", f2(r.LatencyCPUMicrosPerEvent), f2(r.BaselineLatencyCPUMicros), "latency_cpu_us_per_event", "µs, over the latency run")
+	row("lag max / at the end", f0(float64(r.LatencyMaxLagRecords))+" / "+f0(float64(r.LatencyEndLagRecords)),
+		f0(float64(r.BaselineLatencyMaxLagRecords))+" / "+f0(float64(r.BaselineLatencyEndLagRecords)), "", "records not committed (input + loop), over the latency run")
 	for _, st := range []string{detector.StageInput, detector.StageLoop, detector.StageAlertAck} {
 		if p, ok := r.StageLatencyMS[st]; ok {
 			v := "-" // no event passed the stage (the loop, for keyed input)
