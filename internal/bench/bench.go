@@ -793,6 +793,11 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 		<-consumed
 		return err
 	}
+	if err, _ := perr.Load().(error); err != nil {
+		cancel()
+		<-consumed
+		return fmt.Errorf("bench: producing: %w", err)
+	}
 	stopTicker()
 	// How far behind the processor was as the last event went out: a run
 	// whose rate is more than the shared cores sustain live falls behind and
@@ -886,9 +891,9 @@ func (l *lagSamples) most() (total, oneTopic int64) {
 // lagWarnSeconds is the lag of the input or the loop topic, in seconds of
 // input at the run's rate, from which the latency run says the processor fell
 // behind. The baseline commits every second, fraudwatch's processor every
-// second at most (a tenth of that while it keeps up: see
-// kafka.DefaultCommitInterval), so up to a second's records uncommitted on
-// each topic is a lag of commits, not of processing.
+// second at most (more often when its partitions run out of records for a
+// moment: see commitWhenQuiet in internal/kafka), so up to a second's records
+// uncommitted on each topic is a lag of commits, not of processing.
 const lagWarnSeconds = 1.5
 
 // quietGC stops the harness's own garbage collection until the returned
