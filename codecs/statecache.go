@@ -13,8 +13,8 @@ import (
 // A user who holds many events (a burst: about 200 in the benchmark) has his
 // state decoded and encoded for every event; decoding was about 9% of the
 // processor's CPU, most of it for such users. The detector's store keeps the
-// slice goka's SetValue encodes, if it is 512 bytes or more, and lends that
-// same slice to the next Get (internal/app.processorTable), so the next event
+// slice goka's SetValue encodes, if it is 512 bytes or more, and returns that
+// same slice from the next Get (internal/app.processorTable), so the next event
 // of the user finds it here.
 //
 // The contract that makes this exact: a state given to Encode is not changed

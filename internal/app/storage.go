@@ -138,7 +138,7 @@ func staggeredWriteBuffer(writeBuffer int, partition int32) int {
 //
 //   - keeps the large values (of keptValueBytes or more) Set gives it once
 //     the partition is recovered, instead of copies; it never writes into a
-//     value it keeps. The next Get of the key lends that same slice, and
+//     value it keeps. The next Get of the key returns that same slice, and
 //     codecs.StateCache finds the decoded state it keeps for it instead of
 //     decoding a burst user's large state again. Smaller values are copied
 //     into the cache's chunks, where the garbage collector does not visit

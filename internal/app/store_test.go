@@ -461,7 +461,7 @@ func TestStoreLentValuesStay(t *testing.T) {
 }
 
 // TestStoreKeepsLargeValues: a processor's store (processorTable) keeps a
-// large value Set gives it once recovered, and Get lends that same slice
+// large value Set gives it once recovered, and Get returns that same slice
 // (codecs.StateCache finds its decoded state by it); it copies small values,
 // and every value before recovery. A view's store copies every value. A kept
 // value is never written, by a later Set or a replayed record, and reaches
