@@ -338,7 +338,8 @@ func TestStateVersion1DropsLoopSources(t *testing.T) {
 // ParseTxn and the encoding/json-only path agree on every input, in value
 // and in error.
 func FuzzParseTxnFastPath(f *testing.F) {
-	for _, s := range []string{seed, `{}`, `{"amount":-0}`, `null`, `{"USER_ID":"a"}`, `{"user_id":"a","user_id":"b"}`,
+	for _, s := range []string{seed, `{}`, `{"amount":-0}`, `null`, `{"USER_ID":"a"}`, `{"tranſaction_id":"a"}`, `{"Timestamp":1}`,
+		`{"user_id":"a","user_id":"b"}`,
 		`{"user_id":"\u0041"}`, `{"amount":1e400}`, `{"amount":01}`, `{"x":[1,{"y":2}]}`, `{"user_id":"a"} x`,
 		`{"user_id":"\xff"}`, `{"amount":1.}`, `{"currency":"US\u0044"}`, ` {"a":true,"b":false,"c":null} `,
 		strings.Replace(seed, `{`, `{"note": "`+strings.Repeat("x", maxSharedBytes)+`", `, 1)} {
