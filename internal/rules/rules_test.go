@@ -385,3 +385,49 @@ func TestTotalsAgreeWithMap(t *testing.T) {
 		}
 	}
 }
+
+// TestEvictKeepsExactlyTheReachableEvents: after every Apply of events that
+// arrive out of order (some late, some duplicates), in both modes, the state
+// holds exactly the counted events that a future event can still reach, in
+// time order: the counted events filtered one by one at the stream time.
+func TestEvictKeepsExactlyTheReachableEvents(t *testing.T) {
+	for _, mode := range []Mode{Tumbling, Sliding} {
+		c := Default()
+		c.Mode = mode
+		rng := rand.New(rand.NewPCG(13, uint64(mode)))
+		var st State
+		var counted []Event // every counted event, in time order (equal times in arrival order)
+		now := time.Duration(0)
+		dropped := 0
+		for i := range 20000 {
+			now += time.Duration(rng.Int64N(int64(2 * time.Second)))
+			t0 := now - time.Duration(rng.Int64N(int64(3*time.Minute))) // up to a minute past the grace
+			id := fmt.Sprint("t", i)
+			if i > 0 && rng.IntN(20) == 0 {
+				id = fmt.Sprint("t", i-1-rng.IntN(min(i, 50)))
+			}
+			e := ev(id, t0)
+			if out, _ := c.Apply(&st, "u", src(int64(i)), e); out == Counted {
+				pos := slices.IndexFunc(counted, func(x Event) bool { return x.Time > e.Time })
+				if pos < 0 {
+					pos = len(counted)
+				}
+				counted = slices.Insert(counted, pos, e)
+			}
+			cutoff := st.StreamTime - int64(c.Grace)
+			reachable := func(x Event) bool { return c.windowEnd(x.Time) > cutoff }
+			if mode == Sliding {
+				reachable = func(x Event) bool { return x.Time > cutoff-int64(c.Size) }
+			}
+			before := len(counted)
+			counted = slices.DeleteFunc(counted, func(x Event) bool { return !reachable(x) })
+			dropped += before - len(counted)
+			if !slices.Equal(st.Events, counted) {
+				t.Fatalf("%v, event %d: the state holds %d events, want %d", mode, i, len(st.Events), len(counted))
+			}
+		}
+		if dropped < 10000 {
+			t.Fatalf("%v: only %d events were dropped: the case does not test eviction", mode, dropped)
+		}
+	}
+}
