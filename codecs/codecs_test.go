@@ -187,8 +187,8 @@ func TestStateDecodeRoom(t *testing.T) {
 	}
 }
 
-// Encode allocates exactly the state's encoded size, for states of random
-// shapes and values at the edges of every varint width.
+// Encode allocates exactly the state's encoded size (StateCache's too), for
+// states of random shapes and values at the edges of every varint width.
 func TestStateSizeExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	edge := []int64{0, 1, -1, 63, 64, -64, -65, 1 << 20, -1 << 40, math.MaxInt64, math.MinInt64}
@@ -198,6 +198,7 @@ func TestStateSizeExact(t *testing.T) {
 		}
 		return rng.Int64() >> rng.IntN(64)
 	}
+	cache := NewStateCache(4, 0)
 	for i := range 2000 {
 		st := rules.State{Started: i%2 == 0, StreamTime: pick()}
 		for range rng.IntN(5) {
@@ -216,6 +217,15 @@ func TestStateSizeExact(t *testing.T) {
 		}
 		if len(b) != stateSize(&st) || cap(b) != len(b) {
 			t.Fatalf("state %d: encoded %d bytes in a buffer of %d; stateSize says %d", i, len(b), cap(b), stateSize(&st))
+		}
+		// StateCache encodes large states through a scratch buffer: the
+		// same bytes, in a slice of their size.
+		cb, err := cache.Encode(&st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(cb, b) || cap(cb) != len(cb) {
+			t.Fatalf("state %d: StateCache encoded %d bytes in a buffer of %d, State %d bytes", i, len(cb), cap(cb), len(b))
 		}
 	}
 }
