@@ -73,9 +73,10 @@ func (c *StateCache) encode(st *rules.State) []byte {
 	if buf == nil {
 		buf = new([]byte)
 	}
-	*buf = AppendState((*buf)[:0], st)
-	b := make([]byte, len(*buf))
-	copy(b, *buf)
+	enc := AppendState((*buf)[:0], st)
+	b := make([]byte, len(enc)) // with the copy: not zeroed first
+	copy(b, enc)
+	*buf = enc
 	c.scratch.Put(buf)
 	return b
 }
