@@ -120,6 +120,20 @@ func TestProcessAndServeMetrics(t *testing.T) {
 		if _, ok := m[`fraudwatch_leveldb_compactions_total{kind="memtable"}`]; !ok {
 			return errors.New("process: no fraudwatch_leveldb_compactions_total")
 		}
+		// The latency histograms (sharded by partition) count every counted
+		// event once, from all partitions.
+		counted := m[`fraudwatch_events_total{reason="",result="counted"}`]
+		for _, k := range []string{"fraudwatch_processing_latency_seconds_count", "fraudwatch_event_time_lag_seconds_count",
+			`fraudwatch_processing_latency_seconds_bucket{le="+Inf"}`} {
+			if v := m[k]; counted <= 0 || v != counted {
+				return fmt.Errorf("process: %s = %v, %v events counted", k, v, counted)
+			}
+		}
+		for _, k := range []string{`fraudwatch_stage_latency_seconds_count{stage="input"}`, `fraudwatch_stage_latency_seconds_count{stage="loop"}`} {
+			if v := m[k]; v <= 0 {
+				return fmt.Errorf("process: %s = %v", k, v)
+			}
+		}
 		return nil
 	})
 

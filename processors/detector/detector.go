@@ -131,7 +131,7 @@ func (d *Detector) NewProcessor(brokers []string, opts ...goka.ProcessorOption) 
 
 func (d *Detector) ingest(ctx goka.Context, msg any) {
 	now := d.deps.Now()
-	stage(d.deps.Metrics.inputStage, now, ctx.Timestamp())
+	stage(d.deps.Metrics.inputStage, ctx.Partition(), now, ctx.Timestamp())
 	raw, _ := msg.([]byte)
 	key := ctx.Key()
 	txn, err := codecs.ParseTxn(raw, codecs.Limits{MaxBytes: d.cfg.MaxBytes})
@@ -165,7 +165,7 @@ func (d *Detector) ingest(ctx goka.Context, msg any) {
 
 func (d *Detector) apply(ctx goka.Context, msg any) {
 	now := d.deps.Now()
-	stage(d.deps.Metrics.loopStage, now, ctx.Timestamp())
+	stage(d.deps.Metrics.loopStage, ctx.Partition(), now, ctx.Timestamp())
 	d.applyRouted(ctx, msg.(*codecs.Routed), false, now)
 }
 
@@ -213,13 +213,13 @@ func (d *Detector) applyRouted(ctx goka.Context, r *codecs.Routed, direct bool, 
 				fail(ctx, fmt.Errorf("detector: producing alert to %s: %w", topics.Alerts, err))
 				return
 			}
-			stage(d.deps.Metrics.alertStage, d.deps.Now(), sent)
+			stage(d.deps.Metrics.alertStage, ctx.Partition(), d.deps.Now(), sent)
 			d.deps.Metrics.alert(a.Rule)
 		}
 		ctx.SetValue(st)
 		d.deps.Metrics.event(out)
 		if r.RecordTime != 0 {
-			d.deps.Metrics.observeLatency(now, r.RecordTime, ev.Time)
+			d.deps.Metrics.observeLatency(ctx.Partition(), now, r.RecordTime, ev.Time)
 		}
 	}
 }

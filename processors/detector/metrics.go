@@ -7,17 +7,19 @@ import (
 
 	"github.com/fraudwatch/fraudwatch/codecs"
 	"github.com/fraudwatch/fraudwatch/internal/rules"
+	"github.com/fraudwatch/fraudwatch/internal/telemetry"
 )
 
 // Metrics are the detector's Prometheus metrics.
 type Metrics struct {
-	events       *prometheus.CounterVec
-	alerts       *prometheus.CounterVec
-	eventLatency prometheus.Histogram
-	recLatency   prometheus.Histogram
-	stages       *prometheus.HistogramVec
+	events *prometheus.CounterVec
+	alerts *prometheus.CounterVec
+	// Histograms observed for every event are sharded by partition (see
+	// telemetry.Histograms).
+	eventLatency, recLatency *telemetry.Histogram
+	stages                   *telemetry.Histograms
 	// the stages of an event, as in StageLatency
-	inputStage, loopStage, alertStage prometheus.Observer
+	inputStage, loopStage, alertStage *telemetry.Histogram
 	// outcome[o] counts the events of outcome o that are not dead-lettered
 	// (Counted, Duplicate, Replayed), looked up once: a label lookup per
 	// event was about 1% of the processor's CPU in a throughput profile.
@@ -54,27 +56,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "fraudwatch_alerts_total",
 			Help: "Alerts produced, by rule.",
 		}, []string{"rule"}),
-		eventLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "fraudwatch_event_time_lag_seconds",
-			Help:    "Event time (payload timestamp) to processed.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
-		}),
-		recLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "fraudwatch_processing_latency_seconds",
-			Help:    "Kafka record time to processed.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}),
-		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    StageLatency,
-			Help:    "Time an event spends in a stage of the processor: input (Kafka record time to ingest), loop (re-key produce to apply), alert_ack (alert produce to Kafka's ack).",
-			Buckets: prometheus.ExponentialBuckets(0.00025, 1.5, 26),
-		}, []string{"stage"}),
+		stages: telemetry.NewHistograms(StageLatency,
+			"Time an event spends in a stage of the processor: input (Kafka record time to ingest), loop (re-key produce to apply), alert_ack (alert produce to Kafka's ack).",
+			prometheus.ExponentialBuckets(0.00025, 1.5, 26), "stage"),
 	}
-	m.inputStage = m.stages.WithLabelValues(StageInput)
-	m.loopStage = m.stages.WithLabelValues(StageLoop)
-	m.alertStage = m.stages.WithLabelValues(StageAlertAck)
+	eventLatency := telemetry.NewHistograms("fraudwatch_event_time_lag_seconds", "Event time (payload timestamp) to processed.",
+		prometheus.ExponentialBuckets(0.001, 4, 12))
+	recLatency := telemetry.NewHistograms("fraudwatch_processing_latency_seconds", "Kafka record time to processed.",
+		prometheus.ExponentialBuckets(0.0005, 2, 16))
+	m.eventLatency, m.recLatency = eventLatency.With(), recLatency.With()
+	m.inputStage = m.stages.With(StageInput)
+	m.loopStage = m.stages.With(StageLoop)
+	m.alertStage = m.stages.With(StageAlertAck)
 	if reg != nil {
-		reg.MustRegister(m.events, m.alerts, m.eventLatency, m.recLatency, m.stages)
+		reg.MustRegister(m.events, m.alerts, eventLatency, recLatency, m.stages)
 	}
 	for _, r := range codecs.Reasons {
 		m.events.WithLabelValues("dlq", string(r))
@@ -93,15 +88,15 @@ func (m *Metrics) event(o rules.Outcome)      { m.outcome[o].Inc() }
 func (m *Metrics) deadLetter(r codecs.Reason) { m.events.WithLabelValues("dlq", string(r)).Inc() }
 func (m *Metrics) alert(r rules.Rule)         { m.alerts.WithLabelValues(r.String()).Inc() }
 
-// stage observes the time from start to now in a stage; a start the
-// record does not carry (zero) is not observed.
-func stage(o prometheus.Observer, now, start time.Time) {
+// stage observes, from partition, the time from start to now in a stage; a
+// start the record does not carry (zero) is not observed.
+func stage(o *telemetry.Histogram, partition int32, now, start time.Time) {
 	if !start.IsZero() {
-		o.Observe(max(0, now.Sub(start).Seconds()))
+		o.Observe(partition, max(0, now.Sub(start).Seconds()))
 	}
 }
 
-func (m *Metrics) observeLatency(now time.Time, recordTime, eventTime int64) {
-	m.recLatency.Observe(now.Sub(time.Unix(0, recordTime)).Seconds())
-	m.eventLatency.Observe(now.Sub(time.Unix(0, eventTime)).Seconds())
+func (m *Metrics) observeLatency(partition int32, now time.Time, recordTime, eventTime int64) {
+	m.recLatency.Observe(partition, now.Sub(time.Unix(0, recordTime)).Seconds())
+	m.eventLatency.Observe(partition, now.Sub(time.Unix(0, eventTime)).Seconds())
 }
