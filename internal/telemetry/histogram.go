@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,8 @@ import (
 type Histograms struct {
 	desc   *prometheus.Desc
 	bounds []float64 // upper bounds, ascending, without +Inf
+
+	mu     sync.Mutex
 	series []*Histogram
 }
 
@@ -53,9 +56,11 @@ func NewHistograms(name, help string, buckets []float64, labels ...string) *Hist
 	return &Histograms{desc: prometheus.NewDesc(name, help, labels, nil), bounds: buckets}
 }
 
-// With returns the series of the label values, creating it; call it at set
-// up, not per observation.
+// With returns the series of the label values, creating it. It takes a
+// lock: call it at set up and keep the series, not per observation.
 func (h *Histograms) With(values ...string) *Histogram {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for _, s := range h.series {
 		if equal(s.values, values) {
 			return s
@@ -116,7 +121,10 @@ func (h *Histograms) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
 
 // Collect implements prometheus.Collector.
 func (h *Histograms) Collect(ch chan<- prometheus.Metric) {
-	for _, s := range h.series {
+	h.mu.Lock()
+	series := h.series
+	h.mu.Unlock()
+	for _, s := range series {
 		counts := make([]uint64, len(h.bounds)+1)
 		var sum float64
 		for _, c := range s.shards {
