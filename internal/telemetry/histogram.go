@@ -3,6 +3,7 @@ package telemetry
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -62,7 +63,7 @@ func (h *Histograms) With(values ...string) *Histogram {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, s := range h.series {
-		if equal(s.values, values) {
+		if slices.Equal(s.values, values) {
 			return s
 		}
 	}
@@ -75,18 +76,6 @@ func (h *Histograms) With(values ...string) *Histogram {
 	}
 	h.series = append(h.series, s)
 	return s
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Observe adds v, observed by partition (any int32 >= 0; others share shard 0).
