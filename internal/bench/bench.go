@@ -698,6 +698,11 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	var latSent []time.Time // lat[i]'s transaction was sent at latSent[i]
 	cctx, cancel := context.WithCancel(ctx)
 	consumed := make(chan struct{})
+	// stopConsumer ends the alert consumer and waits for it.
+	stopConsumer := func() {
+		cancel()
+		<-consumed
+	}
 	go func() {
 		defer close(consumed)
 		for cctx.Err() == nil {
@@ -767,8 +772,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 		if d := time.Until(begin.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
 			select {
 			case <-ctx.Done():
-				cancel()
-				<-consumed
+				stopConsumer()
 				return ctx.Err()
 			case <-time.After(d):
 			}
@@ -789,13 +793,11 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 		produced.Add(1)
 	}
 	if err := r.cl.Flush(ctx); err != nil {
-		cancel()
-		<-consumed
+		stopConsumer()
 		return err
 	}
 	if err, _ := perr.Load().(error); err != nil {
-		cancel()
-		<-consumed
+		stopConsumer()
 		return fmt.Errorf("bench: producing: %w", err)
 	}
 	stopTicker()
@@ -804,8 +806,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	// stays behind, and its alert latency is then the backlog's age.
 	in, loop, err := r.lag(ctx, s)
 	if err != nil {
-		cancel()
-		<-consumed
+		stopConsumer()
 		return fmt.Errorf("bench: %w", err)
 	}
 	lags.add(in, loop)
@@ -821,8 +822,7 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	if err == nil {
 		err = r.drain(ctx, s.alerts, &mu, next)
 	}
-	cancel()
-	<-consumed
+	stopConsumer()
 	<-scraped
 	if err != nil {
 		return err
