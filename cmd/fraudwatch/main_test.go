@@ -47,7 +47,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"produce key", []string{"produce", "--brokers", "x", "--count", "1", "--key", "merchant"}, nil, exitUsage, "--key must be none or user_id"},
 		{"bad rules file", []string{"process", "--brokers", "x", "--data-dir", "d", "--rules", "/nonexistent.yaml"}, nil, exitUsage, "nonexistent.yaml"},
 		{"command help", []string{"alerts", "--help"}, nil, exitOK, "-from-beginning"},
-		{"process write buffer default", []string{"process", "--help"}, nil, exitOK, "twice as much memory (default 8)"},
+		{"process write buffer default", []string{"process", "--help"}, nil, exitOK, "twice as much memory (default 6)"},
 		{"serve write buffer default", []string{"serve", "--help"}, nil, exitOK, "twice as much memory (default 4)"},
 		{"bench sizes", []string{"bench", "--events", "0", "--clients", "0"}, nil, exitUsage, "--clients must be >= 1"},
 		{"bench serve gc percent", []string{"bench", "--serve-gc-percent", "-1"}, nil, exitUsage, "--serve-gc-percent must be >= 0"},

@@ -81,13 +81,28 @@ type ProcessConfig struct {
 // the processor.
 const DefaultGCPercent = 80
 
-// DefaultStateCacheMB is the default memory for cached user states. A
-// processor holding 844,550 users peaked at 492 MiB of RSS per 1M users with
-// 28 MiB, against 513 (two runs) with 32 once the changelog had its own
-// producer client, and 604-621 with 64, at no throughput cost that stood out
-// of the noise ("fraudwatch bench --users 1000000 --events 2000000
-// --state-cache-mb N"; 62,395 events/s with 28, 60,543-64,420 with 32).
-const DefaultStateCacheMB = 28
+// DefaultStateCacheMB is the default memory for cached user states, shared
+// with DefaultWriteBufferMB's budget. A processor holding 844,550 users
+// peaked at 492 MiB of RSS per 1M users with 28 MiB, against 513 (two runs)
+// with 32 once the changelog had its own producer client, and 604-621 with
+// 64 ("fraudwatch bench --users 1000000 --events 2000000 --state-cache-mb
+// N").
+//
+// At 100k users, three quarters of 28 MiB (the dirty entries a store holds,
+// see holdBytes) could not hold every active user's state for maxDirtyAge,
+// so users were written back about 1.5 times per 10 s instead of once, and
+// each partition's memtable filled and was compacted in every latency run.
+// 36 MiB with a 6 MiB write buffer holds them, at the memory 28 MiB with 8
+// took. Four alternated pairs of "fraudwatch bench --skip-baseline --events
+// 1000000 --latency-rate R --latency-duration 20s --latency-warmup 2s
+// --query-duration 1s" (R 72,000 and 75,000) against 28 and 8: 2 LevelDB
+// compactions (0.08-0.11 s) over the latency run against 6 (0.35-0.41 s) in
+// every pair; alert p99 26.8 / 24.8 / 46.2 / 30.9 ms against 36.8 / 33.7 /
+// 30.0 / 31.3 (lower in three pairs), p999 32.1 / 32.0 / 77.5 / 42.5 against 52.9 / 55.2 / 39.6 /
+// 44.3. At 1M users ("--users 1000000 --events 2000000 --skip-baseline
+// --latency-duration 10s --query-duration 5s", two alternated pairs): 448
+// and 470 MiB of peak RSS per 1M users against 457 and 453.
+const DefaultStateCacheMB = 36
 
 // DefaultRestoreCacheMB is the default memory for cached user states while a
 // processor replays the changelog. With the 28 MiB of the state cache a
@@ -104,7 +119,7 @@ const DefaultStateCacheMB = 28
 const DefaultRestoreCacheMB = 64
 
 // DefaultWriteBufferMB is a processor's LevelDB write buffer per partition
-// by default, twice goleveldb's own (4 MiB). At high rates the alert tail is
+// by default, 1.5 times goleveldb's own (4 MiB). At high rates the alert tail is
 // the partitions' memtable flushes and table compactions (20-70 ms each,
 // every 2-3 s per partition at 70,000 events/s; seven of the nine quarter
 // seconds of a latency run whose slowest alert took over 45 ms held one, by
@@ -116,8 +131,10 @@ const DefaultRestoreCacheMB = 64
 // (16 MiB: 52.6 / 37.0 / 41.1 / 34.0 / 28.9 against 49.8 / 76.3 / 52.9 /
 // 56.2 / 49.1). The price is memory: at 1M users ("fraudwatch bench --users
 // 1000000 --events 2000000 --skip-baseline") 468 MiB of peak RSS per 1M
-// users against 443 with 4 MiB, and 524 with 16.
-const DefaultWriteBufferMB = 8
+// users against 443 with 4 MiB, and 524 with 16. It was 8 MiB until a
+// larger state cache (see DefaultStateCacheMB) cut a latency run's
+// compactions from 6 to 2: 6 MiB gives back the memory the cache took.
+const DefaultWriteBufferMB = 6
 
 // DefaultServeWriteBufferMB is the view service's LevelDB write buffer per
 // partition by default (goleveldb's own): a view has no alert tail to

@@ -181,7 +181,7 @@ func TestWriteBufferSize(t *testing.T) {
 // to DefaultServeWriteBufferMB; a size given is kept.
 func TestWriteBufferDefaults(t *testing.T) {
 	for _, tc := range []struct{ mb, def, want int }{
-		{0, DefaultWriteBufferMB, 8 << 20},
+		{0, DefaultWriteBufferMB, 6 << 20},
 		{0, DefaultServeWriteBufferMB, 4 << 20},
 		{2, DefaultWriteBufferMB, 2 << 20},
 	} {
