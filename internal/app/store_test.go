@@ -1298,3 +1298,79 @@ func TestStoreEvictsUnusedFirst(t *testing.T) {
 		t.Errorf("%d entries cached: the one-off users were not evicted", len(all))
 	}
 }
+
+// TestStoreAgedWriteBackIsPaced: entries dirtied together (a processor's
+// users at its start) come of age together, and a tick writes back at most
+// twice the entries queued per tick over the last maxDirtyAge (at least
+// minAgedPace), so they go over several ticks; every one of them is
+// written within maxDirtyAge of coming of age, and a steady load is
+// written at the pace it came.
+func TestStoreAgedWriteBackIsPaced(t *testing.T) {
+	s := openLive(t, t.TempDir(), 64<<20) // neither the keys nor the bytes bind
+	defer s.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		recovered := s.recovered
+		s.mu.Unlock()
+		if !recovered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never took the end of the replay")
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.writing {
+		s.written.Wait()
+	}
+	s.writing = true // hold off the background writer
+	defer func() { s.writing = false; s.written.Broadcast() }()
+	next := 0
+	set := func(n int) {
+		for range n {
+			s.putLocked(fmt.Sprintf("usr_%06d", next), []byte("v"), true, false)
+			next++
+		}
+	}
+	const cohort, steady = 5000, 20
+	set(cohort)
+	cohortEnd := s.taken + uint64(len(s.dirty))
+	tick := func() int {
+		aged := s.tickLocked()
+		n := s.dueCountLocked(aged)
+		if n < 0 {
+			t.Fatalf("tick %d: all of %d dirty entries due, %d aged; want a pace", next, len(s.dirty), aged)
+		}
+		if bound := max(minAgedPace, 2*(cohort+dirtyAgeTicks*steady)/dirtyAgeTicks); n > bound {
+			t.Fatalf("%d of %d aged entries written back at one tick; want at most %d", n, aged, bound)
+		}
+		s.batchLocked(n) // taken as a write-back takes them
+		set(steady)
+		return n
+	}
+	for i := range dirtyAgeTicks {
+		if n := tick(); n != 0 {
+			t.Fatalf("tick %d: %d written back before any entry was of age", i, n)
+		}
+	}
+	ticks := 0
+	for ; s.taken < cohortEnd; ticks++ {
+		if ticks == dirtyAgeTicks {
+			t.Fatalf("%d of the %d entries dirtied together still dirty %d ticks after they came of age", cohortEnd-s.taken, cohort, ticks)
+		}
+		if n := tick(); n == 0 {
+			t.Fatalf("tick %d after coming of age: nothing written back, %d aged", ticks, cohortEnd-s.taken)
+		}
+	}
+	if ticks < 2 {
+		t.Fatalf("the %d entries dirtied together went in %d tick(s)", cohort, ticks)
+	}
+	// Steady: what came at steady a tick goes at that pace.
+	for range 2 * dirtyAgeTicks {
+		tick()
+	}
+	if n := tick(); n != steady {
+		t.Fatalf("a steady load of %d a tick: %d written back at a tick", steady, n)
+	}
+}
