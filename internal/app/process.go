@@ -81,27 +81,27 @@ type ProcessConfig struct {
 // the processor.
 const DefaultGCPercent = 80
 
-// DefaultStateCacheMB is the default memory for cached user states, shared
-// with DefaultWriteBufferMB's budget. A processor holding 844,550 users
-// peaked at 492 MiB of RSS per 1M users with 28 MiB, against 513 (two runs)
-// with 32 once the changelog had its own producer client, and 604-621 with
-// 64 ("fraudwatch bench --users 1000000 --events 2000000 --state-cache-mb
-// N").
+// DefaultStateCacheMB is the default memory for cached user states. A
+// processor holding 844,550 users peaked at 492 MiB of RSS per 1M users with
+// 28 MiB, against 513 (two runs) with 32 once the changelog had its own
+// producer client, and 604-621 with 64 ("fraudwatch bench --users 1000000
+// --events 2000000 --state-cache-mb N").
 //
 // At 100k users, three quarters of 28 MiB (the dirty entries a store holds,
 // see holdBytes) could not hold every active user's state for maxDirtyAge,
 // so users were written back about 1.5 times per 10 s instead of once, and
 // each partition's memtable filled and was compacted in every latency run.
-// 36 MiB with a 6 MiB write buffer holds them, at the memory 28 MiB with 8
-// took. Four alternated pairs of "fraudwatch bench --skip-baseline --events
-// 1000000 --latency-rate R --latency-duration 20s --latency-warmup 2s
-// --query-duration 1s" (R 72,000 and 75,000) against 28 and 8: 2 LevelDB
-// compactions (0.08-0.11 s) over the latency run against 6 (0.35-0.41 s) in
-// every pair; alert p99 26.8 / 24.8 / 46.2 / 30.9 ms against 36.8 / 33.7 /
-// 30.0 / 31.3 (lower in three pairs), p999 32.1 / 32.0 / 77.5 / 42.5 against 52.9 / 55.2 / 39.6 /
-// 44.3. At 1M users ("--users 1000000 --events 2000000 --skip-baseline
-// --latency-duration 10s --query-duration 5s", two alternated pairs): 448
-// and 470 MiB of peak RSS per 1M users against 457 and 453.
+// 36 MiB with a 6 MiB write buffer holds them, at about the memory 28 MiB
+// with 8 took. Four alternated pairs of "fraudwatch bench --skip-baseline
+// --events 1000000 --latency-rate R --latency-duration 20s --latency-warmup
+// 2s --query-duration 1s" (R 72,000 and 75,000) against 28 and 8: 2
+// LevelDB compactions (0.08-0.11 s) over the latency run against 6
+// (0.35-0.41 s) in every pair; alert p99 26.8 / 24.8 / 46.2 / 30.9 ms
+// against 36.8 / 33.7 / 30.0 / 31.3 (lower in three pairs), p999 32.1 /
+// 32.0 / 77.5 / 42.5 against 52.9 / 55.2 / 39.6 / 44.3. At 1M users
+// ("--users 1000000 --events 2000000 --skip-baseline --latency-duration
+// 10s --query-duration 5s", two alternated pairs): 448 and 470 MiB of peak
+// RSS per 1M users against 457 and 453.
 const DefaultStateCacheMB = 36
 
 // DefaultRestoreCacheMB is the default memory for cached user states while a
