@@ -1047,13 +1047,7 @@ func TestStoreWritesBackInChunks(t *testing.T) {
 func TestStoreTrickle(t *testing.T) {
 	s := openLive(t, t.TempDir(), 64<<20) // the keys bind, not the bytes
 	defer s.Close()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.writing {
-		s.written.Wait()
-	}
-	s.writing = true // hold off the background writer
-	defer func() { s.writing = false; s.written.Broadcast() }()
+	defer holdWriter(s)()
 	set := func(from, to, size int) {
 		for i := from; i < to; i++ {
 			s.putLocked(fmt.Sprintf("usr_%06d", i), make([]byte, size), true, false)
@@ -1112,6 +1106,38 @@ func TestStoreTrickle(t *testing.T) {
 	}
 }
 
+// holdWriter takes s's lock and holds off its background writer, so a test
+// can drive the writer's decisions itself; the returned func lets both go.
+func holdWriter(s *store) (release func()) {
+	s.mu.Lock()
+	for s.writing {
+		s.written.Wait()
+	}
+	s.writing = true
+	return func() {
+		s.writing = false
+		s.written.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+// waitReplayTaken waits until the background writer of s has taken what
+// MarkRecovered left (its first decision after it writes everything back).
+func waitReplayTaken(t *testing.T, s *store) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s.mu.Lock()
+		recovered := s.recovered
+		s.mu.Unlock()
+		if !recovered {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never took the end of the replay")
+		}
+	}
+}
+
 // TestStoreWritesBackAgedEntries: an idle store writes back what is dirty,
 // and then the latest offset, within about maxDirtyAge.
 func TestStoreWritesBackAgedEntries(t *testing.T) {
@@ -1119,17 +1145,7 @@ func TestStoreWritesBackAgedEntries(t *testing.T) {
 	defer s.Close()
 	// The writer's first tick writes back what the replay left (nothing
 	// here); after that only the age takes ten dirty entries.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		s.mu.Lock()
-		recovered := s.recovered
-		s.mu.Unlock()
-		if !recovered {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the writer never took the end of the replay")
-		}
-	}
+	waitReplayTaken(t, s)
 	for i := range 10 {
 		if err := s.Set(fmt.Sprintf("k%d", i), []byte("v")); err != nil {
 			t.Fatal(err)
@@ -1308,24 +1324,8 @@ func TestStoreEvictsUnusedFirst(t *testing.T) {
 func TestStoreAgedWriteBackIsPaced(t *testing.T) {
 	s := openLive(t, t.TempDir(), 64<<20) // neither the keys nor the bytes bind
 	defer s.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		s.mu.Lock()
-		recovered := s.recovered
-		s.mu.Unlock()
-		if !recovered {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the writer never took the end of the replay")
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.writing {
-		s.written.Wait()
-	}
-	s.writing = true // hold off the background writer
-	defer func() { s.writing = false; s.written.Broadcast() }()
+	waitReplayTaken(t, s)
+	defer holdWriter(s)()
 	next := 0
 	set := func(n int) {
 		for range n {
