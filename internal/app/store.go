@@ -140,10 +140,10 @@ type store struct {
 	dirtyBytes int // what the dirty entries count against the cache
 	// taken counts the entries ever taken from dirty, so taken+len(dirty)
 	// counts those ever queued; marks[j] is that count at each of the last
-	// dirtyAgeTicks ticks, so the entries queued before marks[mark] are
-	// about maxDirtyAge old.
+	// 2*dirtyAgeTicks ticks, marks[mark] the oldest: the entries queued
+	// before the mark of dirtyAgeTicks ticks ago are about maxDirtyAge old.
 	taken uint64
-	marks [dirtyAgeTicks]uint64
+	marks [2 * dirtyAgeTicks]uint64
 	mark  int
 	// pace is how many aged entries a tick writes back at most (see
 	// agedPace), set at each tick.
@@ -241,10 +241,11 @@ func (s *store) Open() error {
 // many of its entries are about maxDirtyAge old, or -1 when none is dirty
 // but the latest offset is yet to be written.
 func (s *store) tickLocked() int {
-	old := s.marks[s.mark]
+	older := s.marks[s.mark]                            // 2*dirtyAgeTicks ticks ago
+	old := s.marks[(s.mark+dirtyAgeTicks)%len(s.marks)] // dirtyAgeTicks ticks ago
 	s.marks[s.mark] = s.taken + uint64(len(s.dirty))
 	s.mark = (s.mark + 1) % len(s.marks)
-	s.pace = agedPace(s.marks[(s.mark+len(s.marks)-1)%len(s.marks)] - old)
+	s.pace = agedPace(old - older)
 	if len(s.dirty) == 0 && s.offDirty {
 		return -1
 	}
@@ -279,25 +280,29 @@ func (s *store) dueCountLocked(aged int) int {
 }
 
 // agedPace is how many aged entries one tick writes back at most, when
-// queued entries were queued over the last maxDirtyAge: twice their
-// average per tick, and at least minAgedPace. The entries a processor's
-// users dirty at its start (or after a rebalance) come of age together:
-// written back as they aged, a partition's whole table went to LevelDB
-// within a second or two, 10 s after the start (at 100k users and 80,000
-// events/s, up to 25,000 entries a partition), a burst of LevelDB writes
-// and memtable flushes on two shared cores. Paced, they go over about
-// maxDirtyAge/2, and some stay dirty for up to one and a half maxDirtyAge
-// (a restart replays that much more of the changelog). A steady load comes
-// of age at the pace it came, which the limit does not bind, and an idle
-// store still writes everything back at once (dueCountLocked). Three
-// alternated pairs of "fraudwatch bench --skip-baseline --events 1000000
-// --latency-rate 80000 --latency-duration 20s --latency-warmup 2s
-// --query-duration 1s": 1 LevelDB compaction over the latency run against
-// 2 in every pair; alert p99 48.5 / 31.0 / 33.9 ms against 40.5 / 36.4 /
-// 48.5, no clear difference. Two of a round's three latency runs stalled
-// 9-12 s in (alert medians of 100-360 ms), about when a start's users come
-// of age; runs outside a round did not stall there with or without the
-// pace, so that stall is not shown to be this burst.
+// queued entries were queued over the maxDirtyAge in which the entries now
+// coming of age were (those entries among them): twice their average per
+// tick, and at least minAgedPace. The entries a processor's users dirty at
+// its start (or after a rebalance) come of age together: written back as
+// they aged, a partition's whole table went to LevelDB within a second or
+// two, 10 s after the start (at 100k users and 80,000 events/s, up to
+// 25,000 entries a partition), a burst of LevelDB writes and memtable
+// flushes on two shared cores. Paced, they go over about maxDirtyAge/2,
+// and some stay dirty for up to one and a half maxDirtyAge (a restart
+// replays that much more of the changelog). A steady load comes of age at
+// the pace it came, which the limit does not bind, and an idle store still
+// writes everything back at once (dueCountLocked).
+//
+// Three alternated pairs of "fraudwatch bench --skip-baseline --events
+// 1000000 --latency-rate 80000 --latency-duration 20s --latency-warmup 2s
+// --query-duration 1s" against no pace: 1 / 1 / 2 LevelDB compactions over
+// the latency run against 2 in every pair; alert p99 35.0 / 33.8 / 25.1 ms
+// against 29.8 / 39.4 / 74.8 (the last with slow seconds 3, 9 and 11 s
+// in). The first version took the average over the maxDirtyAge after the
+// entries coming of age, which for a start's users held only the few
+// queued after them, so they went at minAgedPace, over about 20 s; three
+// pairs of it: 1 compaction against 2, alert p99 48.5 / 31.0 / 33.9
+// against 40.5 / 36.4 / 48.5 ms.
 func agedPace(queued uint64) int {
 	return max(minAgedPace, int(2*queued/uint64(dirtyAgeTicks)))
 }
@@ -536,6 +541,12 @@ func (s *store) MarkRecovered() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.replaying = false
+	// What the replay queued is written back now, not by its age: the age
+	// marks, and with them the pace of aged write-backs (see agedPace),
+	// count only what is queued from here on.
+	for i := range s.marks {
+		s.marks[i] = s.taken + uint64(len(s.dirty))
+	}
 	if !s.opened {
 		return s.flushLocked(-1)
 	}
