@@ -142,12 +142,9 @@ type store struct {
 	// counts those ever queued; marks[j] is that count at each of the last
 	// 2*dirtyAgeTicks ticks, marks[mark] the oldest: the entries queued
 	// before the mark of dirtyAgeTicks ticks ago are about maxDirtyAge old.
-	taken uint64
-	marks [2 * dirtyAgeTicks]uint64
-	mark  int
-	// pace is how many aged entries a tick writes back at most (see
-	// agedPace), set at each tick.
-	pace   int
+	taken  uint64
+	marks  [2 * dirtyAgeTicks]uint64
+	mark   int
 	putOff int64 // the offset last put in a batch (-1: none)
 	// last is the entry Get or a write found last (-1: none): goka's Set of
 	// a user's new state follows its Get of the old one, and then finds the
@@ -238,21 +235,25 @@ func (s *store) Open() error {
 }
 
 // tickLocked marks the dirty queue at a tick of flushEvery and returns how
-// many of its entries are about maxDirtyAge old, or -1 when none is dirty
-// but the latest offset is yet to be written.
+// many of its entries are due by age: those about maxDirtyAge old, at most
+// agedPace of them unless they are all of the dirty entries (an idle store);
+// or -1 when none is dirty but the latest offset is yet to be written.
 func (s *store) tickLocked() int {
 	older := s.marks[s.mark]                            // 2*dirtyAgeTicks ticks ago
 	old := s.marks[(s.mark+dirtyAgeTicks)%len(s.marks)] // dirtyAgeTicks ticks ago
 	s.marks[s.mark] = s.taken + uint64(len(s.dirty))
 	s.mark = (s.mark + 1) % len(s.marks)
-	s.pace = agedPace(old - older)
 	if len(s.dirty) == 0 && s.offDirty {
 		return -1
 	}
-	if old > s.taken {
-		return int(old - s.taken)
+	if old <= s.taken {
+		return 0
 	}
-	return 0
+	aged := int(old - s.taken)
+	if aged < len(s.dirty) {
+		aged = min(aged, agedPace(old-older))
+	}
+	return aged
 }
 
 // dueCountLocked is how many of the oldest dirty entries a write-back in the
@@ -260,8 +261,8 @@ func (s *store) tickLocked() int {
 // changelog is replayed, all once the replay's cache is full; all that the
 // replay left dirty once it is over (held, it would be written in one burst
 // maxDirtyAge later: a view service's whole table during its first queries);
-// after that, the trickle beyond the hold (see holdKeys) or the aged
-// entries, whichever is more.
+// after that, the trickle beyond the hold (see holdKeys) or the entries due
+// by age (paced, see tickLocked), whichever is more.
 func (s *store) dueCountLocked(aged int) int {
 	if s.replaying {
 		if _, due := s.dueLocked(); due {
@@ -276,7 +277,7 @@ func (s *store) dueCountLocked(aged int) int {
 	if aged < 0 || aged >= len(s.dirty) && aged > 0 {
 		return -1
 	}
-	return max(s.trickleLocked(), min(aged, s.pace))
+	return max(s.trickleLocked(), aged)
 }
 
 // agedPace is how many aged entries one tick writes back at most, when
@@ -291,7 +292,7 @@ func (s *store) dueCountLocked(aged int) int {
 // and some stay dirty for up to one and a half maxDirtyAge (a restart
 // replays that much more of the changelog). A steady load comes of age at
 // the pace it came, which the limit does not bind, and an idle store still
-// writes everything back at once (dueCountLocked).
+// writes everything back at once (tickLocked, dueCountLocked).
 //
 // Three alternated pairs of "fraudwatch bench --skip-baseline --events
 // 1000000 --latency-rate 80000 --latency-duration 20s --latency-warmup 2s
