@@ -487,7 +487,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	producerLinger := fs.Duration("producer-linger", bench.DefaultProducerLinger, "linger of the harness's producer of transactions, as Kafka's producers default to (0: send at once)")
 	repeat := fs.Int("repeat", 1, "run the benchmark this many times (each on a fresh embedded broker) and report the medians")
 	profileDir := fs.String("cpuprofile-dir", "", "write CPU and heap profiles of every child (throughput, latency, restore, queries) here (go tool pprof)")
-	timelineDir := fs.String("timeline-dir", "", "write every timed alert and fixed-rate query latency with its start time here as CSV (SIDE-alerts.csv, SIDE-queries.csv), to see when a tail happened")
+	timelineDir := fs.String("timeline-dir", "", "write every timed alert and fixed-rate query latency with its start time here as CSV (SIDE-alerts.csv, SIDE-queries.csv), and fraudwatch's processor sampled every 250 ms of its latency run (fraudwatch-processor.csv), to see when a tail happened and where")
 	childRole := fs.String("child", "", "internal: run one side of the benchmark (process, serve, baseline, baseline-serve)")
 	childHTTP := fs.String("child-http", "", "internal: HTTP address of a serve child")
 	childProfile := fs.String("child-cpuprofile", "", "internal: CPU profile file of a child")

@@ -133,7 +133,9 @@ type Config struct {
 	// happened and line it up with a GC or compaction log: each side's
 	// alerts (<side>-alerts.csv, from the send of the last transaction an
 	// alert names) and queries of the fixed-rate run (<side>-queries.csv,
-	// from when each was sent or due). It is created if missing.
+	// from when each was sent or due), and fraudwatch's processor sampled
+	// every 250 ms of its latency run (fraudwatch-processor.csv: see
+	// processorTimelineHeader). It is created if missing.
 	TimelineDir string
 	Seed        uint64
 	Spawn       Spawner
@@ -758,6 +760,12 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 		close(scraped)
 	}
 	var cpu0 time.Duration
+	var sampling *sampler // the processor's timeline, if one is written
+	defer func() {
+		if sampling != nil {
+			_, _ = sampling.stop()
+		}
+	}()
 	for i := 0; i < n; i++ {
 		if i == warm { // the timed run starts
 			cpu0 = c.usage().CPU
@@ -767,6 +775,9 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 					defer close(scraped)
 					before, beforeErr = scrapeProcessor(ctx, cc.HTTPAddr)
 				}()
+				if r.cfg.TimelineDir != "" {
+					sampling = startSampler(ctx, c, cc.HTTPAddr)
+				}
 			}
 		}
 		if d := time.Until(begin.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
@@ -826,6 +837,16 @@ func (r *run) latency(ctx context.Context, s side, f *figures) error {
 	<-scraped
 	if err != nil {
 		return err
+	}
+	if sampling != nil {
+		samples, err := sampling.stop()
+		sampling = nil
+		if err == nil {
+			err = r.writeProcessorTimeline(s.name+"-processor.csv", samples)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	f.latencyCPU = float64((c.usage().CPU - cpu0).Microseconds()) / float64(max(n-warm, 1))
 	if stages {

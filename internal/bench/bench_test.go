@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,6 +109,10 @@ func TestSmoke(t *testing.T) {
 	for name, p := range map[string]bench.Percentiles{"fraudwatch-alerts.csv": res.AlertLatencyMS, "baseline-alerts.csv": res.BaselineAlertLatencyMS,
 		"fraudwatch-queries.csv": res.QueryLatencyMS, "baseline-queries.csv": res.BaselineQueryLatencyMS} {
 		checkTimeline(t, filepath.Join(timelines, name), p)
+	}
+	checkProcessorTimeline(t, filepath.Join(timelines, "fraudwatch-processor.csv"), res.AlertLatencyMS.Samples)
+	if _, err := os.Stat(filepath.Join(timelines, "baseline-processor.csv")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("baseline-processor.csv: %v, want none (the baseline has no metrics)", err)
 	}
 	for _, side := range []string{"fraudwatch", "baseline"} {
 		for _, run := range []string{"throughput", "latency", "latency-harness", "restore", "serve"} {
@@ -251,6 +258,40 @@ func TestConfigValidate(t *testing.T) {
 	err = (bench.Config{FetchWait: 100 * time.Microsecond}).Validate()
 	if err == nil || !strings.Contains(err.Error(), "--fetch-wait must be between 1ms and 1s") {
 		t.Errorf("fetch wait of 100µs: %v", err)
+	}
+}
+
+// checkProcessorTimeline checks the processor's timeline: its header, a row
+// per quarter second of the latency run (1.5 s and its drain), rows in time
+// order, and at least as many events through the loop stage as the run had
+// alerts (every alert is of a burst user's re-keyed event).
+func checkProcessorTimeline(t *testing.T, name string, alerts int) {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	const header = "unix_us,processor_cpu_ms,harness_cpu_ms,input_events,input_p50_ms,input_p99_ms,loop_events,loop_p50_ms,loop_p99_ms," +
+		"alert_ack_events,alert_ack_p99_ms,stored_reads,compactions,compaction_ms,gc_cycles,gc_pause_ms"
+	if lines[0] != header || len(lines) < 5 {
+		t.Errorf("%s: header %q and %d rows, want %s and at least 4", name, lines[0], len(lines)-1, header)
+		return
+	}
+	var prev, loop int64
+	for _, l := range lines[1:] {
+		f := strings.Split(l, ",")
+		at, err1 := strconv.ParseInt(f[0], 10, 64)
+		n, err2 := strconv.ParseInt(f[6], 10, 64)
+		if len(f) != 16 || err1 != nil || err2 != nil || at <= prev {
+			t.Errorf("%s: row %q after %d", name, l, prev)
+			return
+		}
+		prev, loop = at, loop+n
+	}
+	if loop < int64(alerts) || alerts == 0 {
+		t.Errorf("%s: %d events through the loop stage, for %d alerts", name, loop, alerts)
 	}
 }
 
