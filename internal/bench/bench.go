@@ -958,11 +958,22 @@ const harnessBytesPerEvent = 3 << 10
 // whole latency run. Made resident first (3,000 MB), the run took about 300
 // page faults a second until the heap outgrew it 18 s in, and then 20,000-30,000
 // again.
+//
+// It is made resident a runtime page (8 KiB) at a time, as the run's heap
+// grows: the lowest free pages first, wherever they are. From the second run
+// of "bench --repeat" on, the heap is full of holes the earlier runs' brokers
+// left, hundreds of MB of them given back to the kernel since (766 MB in one
+// run), and the chunks of 64 MiB this was first done in skipped them. The
+// timed run's heap then grew into those holes: in the processor's timeline
+// of a round, 5,700-13,700 page faults in most quarter seconds of the first
+// 10-15 s, a third to two thirds of a core of the harness's system time, and
+// the alerts' p99 at 113 and 211 ms against 26 ms in the first run, which
+// had no holes.
 func makeResident(n int64) {
 	if n <= 0 {
 		return
 	}
-	const chunk = 64 << 20
+	const chunk = 8 << 10 // the runtime's page
 	page := os.Getpagesize()
 	bufs := make([][]byte, 0, n/chunk+1)
 	for got := int64(0); got < n; got += chunk {

@@ -273,7 +273,7 @@ func checkProcessorTimeline(t *testing.T, name string, alerts int) {
 		return
 	}
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	const header = "unix_us,processor_cpu_ms,harness_cpu_ms,input_events,input_p50_ms,input_p99_ms,loop_events,loop_p50_ms,loop_p99_ms," +
+	const header = "unix_us,processor_cpu_ms,harness_cpu_ms,harness_sys_ms,harness_faults,harness_gc_cycles,harness_released_mb,input_events,input_p50_ms,input_p99_ms,loop_events,loop_p50_ms,loop_p99_ms," +
 		"alert_ack_events,alert_ack_p99_ms,stored_reads,compactions,compaction_ms,gc_cycles,gc_pause_ms"
 	if lines[0] != header || len(lines) < 5 {
 		t.Errorf("%s: header %q and %d rows, want %s and at least 4", name, lines[0], len(lines)-1, header)
@@ -282,9 +282,13 @@ func checkProcessorTimeline(t *testing.T, name string, alerts int) {
 	var prev, loop int64
 	for _, l := range lines[1:] {
 		f := strings.Split(l, ",")
+		if len(f) != 20 {
+			t.Errorf("%s: row %q has %d fields, want 20", name, l, len(f))
+			return
+		}
 		at, err1 := strconv.ParseInt(f[0], 10, 64)
-		n, err2 := strconv.ParseInt(f[6], 10, 64)
-		if len(f) != 16 || err1 != nil || err2 != nil || at <= prev {
+		n, err2 := strconv.ParseInt(f[10], 10, 64)
+		if err1 != nil || err2 != nil || at <= prev {
 			t.Errorf("%s: row %q after %d", name, l, prev)
 			return
 		}

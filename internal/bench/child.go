@@ -232,8 +232,10 @@ func (c *child) stop() {
 
 // usage is a child's resource use so far, from /proc (Linux; zero elsewhere).
 type usage struct {
-	CPU     time.Duration // user + system
-	PeakRSS int64         // VmHWM
+	CPU         time.Duration // user + system
+	System      time.Duration // system alone
+	MinorFaults int64         // page faults served without I/O (fresh pages among them)
+	PeakRSS     int64         // VmHWM
 }
 
 func (c *child) usage() usage {
@@ -246,14 +248,17 @@ const clockTicks = 100
 func procUsage(pid int) usage {
 	var u usage
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// fields after the parenthesised command name; utime and stime are 14 and 15.
+		// fields after the parenthesised command name; minflt, utime and
+		// stime are 10, 14 and 15.
 		s := string(b)
 		if i := strings.LastIndexByte(s, ')'); i >= 0 {
 			f := strings.Fields(s[i+1:])
 			if len(f) > 13 {
+				u.MinorFaults, _ = strconv.ParseInt(f[7], 10, 64)
 				ut, _ := strconv.ParseInt(f[11], 10, 64)
 				st, _ := strconv.ParseInt(f[12], 10, 64)
 				u.CPU = time.Duration(ut+st) * time.Second / clockTicks
+				u.System = time.Duration(st) * time.Second / clockTicks
 			}
 		}
 	}

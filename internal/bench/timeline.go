@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -18,9 +19,11 @@ const sampleEvery = 250 * time.Millisecond
 // sample is the processor's metrics and the CPU of it and of this process
 // (the harness: producer, alert reader, embedded broker) at one moment.
 type sample struct {
-	at              time.Time
-	cpu, harnessCPU time.Duration
-	metrics         processorMetrics
+	at                 time.Time
+	processor, harness usage
+	harnessGCs         uint64 // the harness's own collections so far
+	harnessReleased    uint64 // bytes of the harness's heap given back to the kernel
+	metrics            processorMetrics
 }
 
 // sampler reads a latency run's processor every sampleEvery until stopped,
@@ -49,7 +52,9 @@ func startSampler(ctx context.Context, c *child, addr string) *sampler {
 				s.err = err
 				return
 			}
-			s.samples = append(s.samples, sample{at: time.Now(), cpu: c.usage().CPU, harnessCPU: procUsage(self).CPU, metrics: m})
+			sm := sample{at: time.Now(), processor: c.usage(), harness: procUsage(self), metrics: m}
+			sm.harnessGCs, sm.harnessReleased = harnessHeap()
+			s.samples = append(s.samples, sm)
 			if last {
 				return
 			}
@@ -70,15 +75,34 @@ func (s *sampler) stop() ([]sample, error) {
 	return s.samples, s.err
 }
 
-// processorTimelineHeader is the header of <side>-processor.csv: per
-// interval between two samples, ending at unix_us, the CPU (ms) of the
-// processor and of the harness, each stage's events and p50/p99 (ms,
-// interpolated within the histogram's buckets), state reads LevelDB
-// answered, LevelDB compactions and their time (ms), and the processor's
+// processorTimelineHeader is the header of <side>-processor.csv. Per
+// interval between two samples, ending at unix_us: the CPU (ms) of the
+// processor and of the harness; the harness's system CPU, page faults (a heap
+// growing into fresh pages has the kernel zero them), collections (it
+// stops its own in a timed run unless its heap outgrows what was made
+// resident by 4 GiB: see quietGC) and the MiB of its heap given back to the
+// kernel at the interval's end; each stage's events and p50/p99 (ms,
+// interpolated within the histogram's buckets); state reads LevelDB
+// answered; LevelDB compactions and their time (ms); and the processor's
 // collections and their stop-the-world pauses (ms).
-const processorTimelineHeader = "unix_us,processor_cpu_ms,harness_cpu_ms," +
+const processorTimelineHeader = "unix_us,processor_cpu_ms,harness_cpu_ms,harness_sys_ms,harness_faults,harness_gc_cycles,harness_released_mb," +
 	"input_events,input_p50_ms,input_p99_ms,loop_events,loop_p50_ms,loop_p99_ms,alert_ack_events,alert_ack_p99_ms," +
 	"stored_reads,compactions,compaction_ms,gc_cycles,gc_pause_ms"
+
+// harnessHeap is how many collections this process finished, and how many
+// bytes of its heap it has given back to the kernel (which a heap growing
+// into them faults in again).
+func harnessHeap() (gcs, released uint64) {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		gcs = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		released = s[1].Value.Uint64()
+	}
+	return gcs, released
+}
 
 // writeProcessorTimeline writes samples to name in the timeline dir (none:
 // nothing), one row per interval between two samples.
@@ -94,8 +118,9 @@ func (r *run) writeProcessorTimeline(name string, samples []sample) error {
 		in, loop, ack := st[detector.StageInput], st[detector.StageLoop], st[detector.StageAlertAck]
 		state := cur.metrics.state.sub(prev.metrics.state)
 		gc := cur.metrics.gc.sub(prev.metrics.gc)
-		fmt.Fprintf(&b, "%d,%d,%d,%d,%.2f,%.2f,%d,%.2f,%.2f,%d,%.2f,%.0f,%.0f,%.1f,%.0f,%.2f\n",
-			cur.at.UnixMicro(), (cur.cpu - prev.cpu).Milliseconds(), (cur.harnessCPU - prev.harnessCPU).Milliseconds(),
+		fmt.Fprintf(&b, "%d,%d,%d,%d,%d,%d,%d,%d,%.2f,%.2f,%d,%.2f,%.2f,%d,%.2f,%.0f,%.0f,%.1f,%.0f,%.2f\n",
+			cur.at.UnixMicro(), (cur.processor.CPU - prev.processor.CPU).Milliseconds(), (cur.harness.CPU - prev.harness.CPU).Milliseconds(),
+			(cur.harness.System - prev.harness.System).Milliseconds(), cur.harness.MinorFaults-prev.harness.MinorFaults, cur.harnessGCs-prev.harnessGCs, cur.harnessReleased>>20,
 			in.Samples, in.P50, in.P99, loop.Samples, loop.P50, loop.P99, ack.Samples, ack.P99,
 			state.stored, state.compactions, 1000*state.compactionSeconds, gc.cycles, 1000*gc.pauseSeconds)
 	}
