@@ -964,11 +964,11 @@ const harnessBytesPerEvent = 3 << 10
 // of "bench --repeat" on, the heap is full of holes the earlier runs' brokers
 // left, hundreds of MB of them given back to the kernel since (766 MB in one
 // run), and the chunks of 64 MiB this was first done in skipped them. The
-// timed run's heap then grew into those holes: in the processor's timeline
-// of a round, 5,700-13,700 page faults in most quarter seconds of the first
-// 10-15 s, a third to two thirds of a core of the harness's system time, and
-// the alerts' p99 at 113 and 211 ms against 26 ms in the first run, which
-// had no holes.
+// timed run's heap then grew into those holes: in the processor's timelines
+// of a round's second and third runs, 5,000-13,700 page faults in 40 and 62
+// of the 81 quarter seconds, a third to two thirds of a core of the
+// harness's system time in those, and the alerts' p99 at 113 and 211 ms
+// against 26 ms in the first run, which had 8,841 faults in all.
 func makeResident(n int64) {
 	if n <= 0 {
 		return
