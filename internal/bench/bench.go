@@ -617,6 +617,8 @@ func (r *run) throughput(ctx context.Context, s side, f *figures) error {
 	if r.cfg.ProfileDir != "" {
 		cc.CPUProfile = filepath.Join(r.cfg.ProfileDir, s.name+"-throughput.cpu.pprof")
 	}
+	harness0 := procUsage(os.Getpid())
+	gcs0, _ := harnessHeap()
 	c, err := start(r.cfg.Spawn, cc, r.cfg.Progress)
 	if err != nil {
 		return err
@@ -627,11 +629,14 @@ func (r *run) throughput(ctx context.Context, s side, f *figures) error {
 	}
 	elapsed := time.Since(c.started)
 	u := c.usage()
+	harness := procUsage(os.Getpid())
+	gcs, _ := harnessHeap()
 	f.tpSeconds = seconds(elapsed)
 	f.eps = float64(r.cfg.Events) / elapsed.Seconds()
 	f.cpuPerEvent = float64(u.CPU.Microseconds()) / float64(r.cfg.Events)
 	f.peakRSS = u.PeakRSS
-	r.progress("%s throughput: %s events/s, %.1f CPU-µs/event, peak RSS %d MiB", s.name, commas(int64(f.eps)), f.cpuPerEvent, f.peakRSS>>20)
+	r.progress("%s throughput: %s events/s, %.1f CPU-µs/event, peak RSS %d MiB; the harness (its embedded broker, if any, and lag polls) used %.2f cores, %d page faults and %d collections meanwhile",
+		s.name, commas(int64(f.eps)), f.cpuPerEvent, f.peakRSS>>20, (harness.CPU-harness0.CPU).Seconds()/elapsed.Seconds(), harness.MinorFaults-harness0.MinorFaults, gcs-gcs0)
 	return nil
 }
 
