@@ -267,12 +267,10 @@ func TestConfigValidate(t *testing.T) {
 // alerts (every alert is of a burst user's re-keyed event).
 func checkProcessorTimeline(t *testing.T, name string, alerts int) {
 	t.Helper()
-	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Error(err)
+	lines := readLines(t, name)
+	if lines == nil {
 		return
 	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	const header = "unix_us,processor_cpu_ms,harness_cpu_ms,harness_sys_ms,harness_faults,harness_gc_cycles,harness_released_mb,input_events,input_p50_ms,input_p99_ms,loop_events,loop_p50_ms,loop_p99_ms," +
 		"alert_ack_events,alert_ack_p99_ms,stored_reads,compactions,compaction_ms,gc_cycles,gc_pause_ms"
 	if lines[0] != header || len(lines) < 5 {
@@ -303,12 +301,10 @@ func checkProcessorTimeline(t *testing.T, name string, alerts int) {
 // order they started, none below zero and the largest not below p's p999.
 func checkTimeline(t *testing.T, name string, p bench.Percentiles) {
 	t.Helper()
-	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Error(err)
+	lines := readLines(t, name)
+	if lines == nil {
 		return
 	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	if lines[0] != "sent_unix_us,latency_us" || len(lines)-1 != p.Samples {
 		t.Errorf("%s: header %q and %d rows, want sent_unix_us,latency_us and %d", name, lines[0], len(lines)-1, p.Samples)
 		return
@@ -325,4 +321,16 @@ func checkTimeline(t *testing.T, name string, p bench.Percentiles) {
 	if got := float64(maxLat) / 1000; got+0.001 < p.P999 {
 		t.Errorf("%s: largest latency %.3f ms, below the figures' p999 %.3f", name, got, p.P999)
 	}
+}
+
+// readLines reads a timeline file's lines; nil (with an error reported) if
+// it cannot be read.
+func readLines(t *testing.T, name string) []string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
