@@ -158,23 +158,24 @@ func TestSaramaConfigIsFreshAndSafe(t *testing.T) {
 }
 
 // Stream consumer groups wait for 32 KiB or the fetch wait (5 ms unless
-// set); table consumers keep answering at once.
+// set) and fetch at most 256 KiB of a partition; table consumers keep
+// answering at once and fetch 1 MiB.
 func TestGroupFetchWait(t *testing.T) {
 	o := Options{ClientID: "x"}
 	for _, tt := range []struct {
 		wait, want time.Duration
 	}{{0, DefaultFetchWait}, {time.Millisecond, time.Millisecond}, {200 * time.Millisecond, 200 * time.Millisecond}} {
 		c := o.groupConfig("g", Group{FetchWait: tt.wait})
-		if c.Consumer.MaxWaitTime != tt.want || c.Consumer.Fetch.Min != streamMinBytes || c.ClientID != "g" {
-			t.Errorf("wait %v: max wait %v, min bytes %d, client id %q; want %v, %d, g", tt.wait,
-				c.Consumer.MaxWaitTime, c.Consumer.Fetch.Min, c.ClientID, tt.want, streamMinBytes)
+		if c.Consumer.MaxWaitTime != tt.want || c.Consumer.Fetch.Min != streamMinBytes || c.Consumer.Fetch.Default != 256<<10 || c.ClientID != "g" {
+			t.Errorf("wait %v: max wait %v, min bytes %d, fetch bytes %d, client id %q; want %v, %d, %d, g", tt.wait,
+				c.Consumer.MaxWaitTime, c.Consumer.Fetch.Min, c.Consumer.Fetch.Default, c.ClientID, tt.want, streamMinBytes, 256<<10)
 		}
 		if err := c.Validate(); err != nil {
 			t.Errorf("wait %v: %v", tt.wait, err)
 		}
 	}
-	if c := o.Sarama(); c.Consumer.Fetch.Min != 1 {
-		t.Errorf("table consumers' min bytes %d, want sarama's 1", c.Consumer.Fetch.Min)
+	if c := o.Sarama(); c.Consumer.Fetch.Min != 1 || c.Consumer.Fetch.Default != 1<<20 {
+		t.Errorf("table consumers' min bytes %d, fetch bytes %d; want sarama's 1 and 1 MiB", c.Consumer.Fetch.Min, c.Consumer.Fetch.Default)
 	}
 }
 
