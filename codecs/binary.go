@@ -124,6 +124,18 @@ func (r *reader) string() string {
 	return v
 }
 
+// span skips a string and returns where it lies in in, the input r reads
+// (of which r.b is the rest).
+func (r *reader) span(in []byte) [2]int {
+	n := r.count(1)
+	if r.err != nil {
+		return [2]int{}
+	}
+	start := len(in) - len(r.b)
+	r.b = r.b[n:]
+	return [2]int{start, start + n}
+}
+
 func (r *reader) bool() bool {
 	switch r.byte() {
 	case 0:

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -271,6 +272,26 @@ func TestRoutedRoundTrip(t *testing.T) {
 			t.Errorf("Encode wrote %d bytes into a buffer of %d; routedSize is %d", len(b), cap(b), routedSize(r))
 		}
 	}
+	// Decode copies the transaction's strings once and keeps the original
+	// where it is (in the record's value).
+	b, _ = RoutedCodec{}.Encode(&long)
+	var got Routed
+	const decodes = 10
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range decodes {
+		if err := DecodeRouted(b, &got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	strs := len(long.Txn.TransactionID) + len(long.Txn.UserID) + len(long.Txn.Currency) + len(long.Txn.Merchant) + len(long.Txn.Country)
+	if per := (after.TotalAlloc - before.TotalAlloc) / decodes; per > uint64(strs+len(long.Original)/2) {
+		t.Errorf("a decode allocated %d bytes; its strings are %d and its original (not to be copied) %d", per, strs, len(long.Original))
+	}
+	if !reflect.DeepEqual(&long, &got) || &got.Original[0] != &b[len(b)-len(long.Original)] {
+		t.Errorf("long round trip differs, or its original was copied")
+	}
 }
 
 func FuzzParseTxn(f *testing.F) {
@@ -319,7 +340,14 @@ func FuzzDecodeRouted(f *testing.F) {
 	f.Add(AppendRouted(nil, &r))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var r Routed
-		_ = DecodeRouted(b, &r)
+		if DecodeRouted(b, &r) != nil {
+			return
+		}
+		enc := AppendRouted(nil, &r)
+		var again Routed
+		if err := DecodeRouted(enc, &again); err != nil || !bytes.Equal(AppendRouted(nil, &again), enc) {
+			t.Fatalf("re-decode: %v\n%+v\n%+v", err, r, again)
+		}
 	})
 }
 

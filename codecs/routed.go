@@ -73,14 +73,25 @@ func AppendRouted(b []byte, r *Routed) []byte {
 
 // DecodeRouted decodes b into r.
 func DecodeRouted(b []byte, r *Routed) error {
-	rd := newStringReader(b)
+	rd := reader{b: b}
 	if v := rd.byte(); rd.err == nil && v != routedVersion {
 		return fmt.Errorf("codecs: routed version %d is not supported (want %d)", v, routedVersion)
 	}
 	*r = Routed{Partition: int32(rd.varint()), Offset: rd.varint(), RecordTime: rd.varint(), HasKey: rd.bool()}
 	r.Key = rd.bytes()
-	r.Txn = Txn{TransactionID: rd.string(), UserID: rd.string(), Amount: rd.float(), Currency: rd.string(),
-		Merchant: rd.string(), Country: rd.string()}
+	// The transaction's strings share one copy of the bytes they lie in, not
+	// of all of b: the original that follows them (most of b) is kept as it
+	// is, like the key.
+	from := len(b) - len(rd.b)
+	id, user := rd.span(b), rd.span(b)
+	amount := rd.float()
+	currency, merchant, country := rd.span(b), rd.span(b), rd.span(b)
+	if rd.err == nil {
+		strs := string(b[from : len(b)-len(rd.b)])
+		str := func(s [2]int) string { return strs[s[0]-from : s[1]-from] }
+		r.Txn = Txn{TransactionID: str(id), UserID: str(user), Amount: amount, Currency: str(currency),
+			Merchant: str(merchant), Country: str(country)}
+	}
 	r.Txn.Timestamp = time.Unix(0, rd.varint()).UTC()
 	r.Original = rd.bytes()
 	if err := rd.done(); err != nil {
